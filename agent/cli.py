@@ -1,0 +1,69 @@
+"""The ``medagent`` command: parse arguments, load config, hand over.
+
+Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
+``run(args) -> int`` (an exit code). Modules are imported only when their command runs, so
+``medagent --help`` is instant and a heavy model is loaded only by the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name → (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": (
+        "agent.runtime.service",
+        "run the agent in the foreground (ARI controller, FastAGI, AMI)",
+    ),
+    "simulate": ("agent.pbxsim.simulate", "run scripted calls through the Asterisk stand-in"),
+    "pbxsim": ("agent.pbxsim.serve", "run the Asterisk stand-in on its own (ARI on loopback)"),
+    "understand": (
+        "agent.engines.nlu.understand",
+        "understand text or audio; one JSON object per input",
+    ),
+    "eval": ("agent.engines.nlu.evaluate", "evaluate intents, urgency and WER on labelled sets"),
+    "nlu": ("agent.engines.nlu.train", "train the intent model from the project's data"),
+    "config": ("agent.configcmd", "validate a configuration file or print the example"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medagent",
+        description="On-premise AI answering agent for medical practices (Asterisk ARI).",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: ./medagent.toml when present, else built-in defaults)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Two-stage parse: the top level finds the command; the command's module defines its own options.
+    top, rest = parser.parse_known_args(argv)
+    if top.command is None:
+        parser.print_help()
+        return 2
+    module_name, help_text = COMMANDS[top.command]
+    module = importlib.import_module(module_name)
+    cmd_parser = argparse.ArgumentParser(prog=f"medagent {top.command}", description=help_text)
+    module.add_arguments(cmd_parser)
+    args = cmd_parser.parse_args(rest)
+    args.config = top.config
+    result: int = module.run(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

