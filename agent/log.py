@@ -54,13 +54,16 @@ PATIENT_FIELDS = frozenset(
 # Fields that are safe even though their names look like the above (they carry ids or counters).
 SAFE_FIELDS = frozenset({"event", "level", "timestamp", "logger", "call_id", "channel_id", "code"})
 
-_PHONE = re.compile(r"(?<!\d)(?:\+?1[\s.-]?)?(?:\(?\d{3}\)?[\s.-]?)\d{3}[\s.-]?\d{4}(?!\d)")
+# Not preceded/followed by "digit." or ".digit": ARI channel ids look like 1795737644.7 and must survive.
+_PHONE = re.compile(
+    r"(?<![\d.])(?:\+?1[\s.-]?)?(?:\(?\d{3}\)?[\s.-]?)\d{3}[\s.-]?\d{4}(?![\d]|\.\d)"
+)
 _DATE = re.compile(
     r"\b(?:\d{1,2}[/-]\d{1,2}[/-]\d{2,4}|\d{4}-\d{2}-\d{2}|"
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})\b",
     re.IGNORECASE,
 )
-_DIGITS = re.compile(r"\d{5,}")
+_DIGITS = re.compile(r"(?<![\d.])\d{7,}(?![\d]|\.\d)")
 
 _KEY = os.urandom(16)
 

@@ -1,0 +1,40 @@
+"""``medagent config``: validate a configuration file, or print the commented example."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from agent.config import load_config
+from agent.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parent / "medagent.toml.example"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["validate", "example"], help="what to do")
+    parser.add_argument(
+        "file", nargs="?", help="file to validate (default: -c FILE or ./medagent.toml)"
+    )
+
+
+def resolve_config_path(explicit: str | None) -> str | None:
+    """``-c FILE`` when given, else ``./medagent.toml`` when it exists, else built-in defaults."""
+    if explicit:
+        return explicit
+    return "medagent.toml" if Path("medagent.toml").exists() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "example":
+        sys.stdout.write(EXAMPLE.read_text())
+        return 0
+    path = args.file or resolve_config_path(args.config)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{cfg.source}: OK")
+    return 0
