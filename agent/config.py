@@ -84,6 +84,11 @@ class VadConfig:
     max_utterance_s: float = 15.0
     preroll_ms: int = 300
     barge_in_ms: int = 250
+    start_gap_ms: int = 40
+    """Non-speech tolerated inside a speech onset (VAD flicker) before it counts as a false start."""
+    energy_floor_dbfs: float = -45.0
+    """Frames quieter than this (RMS, dBFS) are never speech: the noise gate in front of webrtcvad
+    that keeps line hiss from being heard as talk. ``-120`` disables it."""
 
 
 @dataclass(frozen=True)
