@@ -1,0 +1,213 @@
+"""The dialog machine: pure, driven by events, no loop, no clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.core.dialog.commands import (
+    CallerHungUp,
+    CallStarted,
+    DtmfReceived,
+    HandBack,
+    Hangup,
+    Heard,
+    Listen,
+    NothingHeard,
+    SaveRecord,
+    Say,
+    Transfer,
+    TransferEnded,
+)
+from agent.core.dialog.machine import TABLE, Dialog, DialogSettings, IllegalTransition, State
+from agent.core.understanding import Entity, RedFlag, Understanding
+
+NOW = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
+SETTINGS = DialogSettings(
+    greeting="Hello, practice.",
+    emergency_number="911",
+    on_call=("PJSIP/clinician100", "PJSIP/clinician101"),
+    front_desk="PJSIP/frontdesk",
+    faq={"hours": "We are open eight to five."},
+)
+
+
+def u(
+    text: str,
+    intent: str = "message",
+    urgency: str = "routine",
+    conf: float = 0.9,
+    flags=(),
+    yes=None,
+) -> Heard:
+    ents = [Entity("yes_no", text, yes)] if yes is not None else []
+    return Heard(
+        NOW,
+        Understanding(
+            text=text,
+            lang="en",
+            intent=intent,
+            confidence=conf,
+            urgency=urgency,
+            red_flags=list(flags),
+            entities=ents,
+        ),  # type: ignore[arg-type]
+    )
+
+
+CHEST = RedFlag("chest_pain", "emergency", "chest pain", "chest pain")
+RASH = RedFlag("fever_with_rash", "urgent", "fever with rash", "fever and a rash")
+
+
+def started() -> Dialog:
+    d = Dialog(SETTINGS)
+    out = d.handle(CallStarted(NOW, caller_number="5551234567"))
+    assert isinstance(out[0], Say) and out[0].prompt_key == "greeting"
+    assert isinstance(out[-1], Listen)
+    return d
+
+
+def test_emergency_first_turn_says_911_uninterruptibly_then_offers_on_call() -> None:
+    d = started()
+    out = d.handle(u("i have crushing chest pain", "symptoms", "emergency", flags=[CHEST]))
+    first = out[0]
+    assert isinstance(first, Say) and "9 1 1" in first.text and first.barge_in is False
+    assert any(isinstance(c, SaveRecord) and c.kind == "emergency" for c in out)
+    assert not any(isinstance(c, SaveRecord) and c.kind == "message" for c in out), (
+        "never queue an emergency"
+    )
+    assert d.state is State.EMERGENCY_OFFER
+    out = d.handle(u("yes please", yes=True))
+    transfer = next(c for c in out if isinstance(c, Transfer))
+    assert transfer.targets == SETTINGS.on_call and "chest_pain" in transfer.summary
+
+
+def test_emergency_declined_repeats_911_and_hangs_up() -> None:
+    d = started()
+    d.handle(u("my son is not breathing", "symptoms", "emergency", flags=[CHEST]))
+    out = d.handle(DtmfReceived(NOW, "2"))
+    assert "9 1 1" in out[0].text and isinstance(out[-1], Hangup)
+
+
+def test_urgent_goes_to_on_call_with_summary_and_falls_back_to_urgent_message() -> None:
+    d = started()
+    out = d.handle(u("fever and a rash", "symptoms", "urgent", flags=[RASH]))
+    t = next(c for c in out if isinstance(c, Transfer))
+    assert "fever with rash" in t.summary and "5 5 5" in t.summary
+    out = d.handle(TransferEnded(NOW, "no_answer", "PJSIP/clinician101"))
+    assert d.state is State.URGENT_MESSAGE
+    out = d.handle(u("this is ann, call me at 555 1234, the rash is spreading"))
+    rec = next(c for c in out if isinstance(c, SaveRecord))
+    assert rec.kind == "message" and rec.urgent
+
+
+def test_routine_request_becomes_a_message_read_back_then_goodbye() -> None:
+    d = started()
+    out = d.handle(u("i need a refill of my lisinopril", "refill"))
+    assert d.state is State.MESSAGE
+    assert any(isinstance(c, Say) and "refill" in c.text for c in out)
+    out = d.handle(u("john smith, march 4 1962, lisinopril 10 mg at cvs"))
+    assert any(
+        isinstance(c, SaveRecord) and c.kind == "message" and c.data["intent"] == "refill"
+        for c in out
+    )
+    out = d.handle(u("no thanks", yes=False))
+    assert isinstance(out[-1], Hangup)
+
+
+def test_two_requests_in_one_call() -> None:
+    d = started()
+    d.handle(u("i want to make an appointment", "schedule"))
+    d.handle(u("jane doe, next tuesday morning"))
+    out = d.handle(u("what are your hours", "office_info", conf=0.95))
+    assert any(isinstance(c, Say) and "eight to five" in c.text for c in out)
+    assert [r["intent"] for r in d.requests] == ["schedule", "office_info"]
+
+
+def test_reprompts_twice_then_offers_a_person() -> None:
+    d = started()
+    assert d.handle(u("mumble", conf=0.1))[0].prompt_key == "didnt_catch"
+    assert d.handle(u("mumble", conf=0.1))[0].prompt_key == "didnt_catch_again"
+    out = d.handle(u("mumble", conf=0.1))
+    assert isinstance(out[-1], HandBack)
+
+
+def test_silent_caller_is_handed_to_staff_not_left_hanging() -> None:
+    d = started()
+    d.handle(NothingHeard(NOW))
+    d.handle(NothingHeard(NOW))
+    out = d.handle(NothingHeard(NOW))
+    assert isinstance(out[-1], HandBack) and out[-1].reason == "no_input"
+
+
+def test_speak_to_staff_and_zero() -> None:
+    d = started()
+    out = d.handle(u("can i talk to a person", "speak_to_staff"))
+    assert next(c for c in out if isinstance(c, Transfer)).targets == ("PJSIP/frontdesk",)
+    d2 = started()
+    assert any(isinstance(c, Transfer) for c in d2.handle(DtmfReceived(NOW, "0")))
+
+
+def test_hangup_mid_request_keeps_partial_as_message() -> None:
+    d = started()
+    d.handle(u("i'd like to book", "schedule"))
+    out = d.handle(CallerHungUp(NOW))
+    partial = next(c for c in out if isinstance(c, SaveRecord) and c.kind == "message")
+    assert partial.data["partial"] is True and partial.data["intent"] == "schedule"
+    assert d.state is State.ENDED
+
+
+def test_illegal_transition_raises_and_keeps_state() -> None:
+    d = started()
+    with pytest.raises(IllegalTransition):
+        d.handle(TransferEnded(NOW, "answered"))
+    assert d.state is State.REQUEST
+
+
+def test_every_live_state_has_a_hangup_row() -> None:
+    for state in State:
+        assert (state, CallerHungUp) in TABLE, state
+
+
+_events = st.one_of(
+    st.builds(
+        lambda c, g: u(
+            "x",
+            "refill",
+            g,
+            conf=c,
+            flags=[CHEST] if g == "emergency" else [RASH] if g == "urgent" else [],
+        ),
+        st.floats(0, 1),
+        st.sampled_from(["routine", "urgent", "emergency"]),
+    ),
+    st.just(NothingHeard(NOW)),
+    st.builds(lambda d: DtmfReceived(NOW, d), st.sampled_from("0123#")),
+    st.builds(lambda s: TransferEnded(NOW, s), st.sampled_from(["answered", "busy", "no_answer"])),
+    st.builds(lambda y: u("yes" if y else "no", yes=y), st.booleans()),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_events, max_size=12))
+def test_never_stuck_every_listen_or_end(events) -> None:
+    """Whatever happens, every turn ends with the caller either listened to, transferred, handed back or hung up."""
+    d = started()
+    for ev in events:
+        try:
+            out = d.handle(ev)
+        except IllegalTransition:
+            continue
+        if (
+            d.state is State.ENDED
+            or not out
+            or d.state is State.TRANSFERRING
+            and isinstance(ev, TransferEnded)
+        ):
+            continue
+        assert isinstance(out[-1], Listen | Transfer | HandBack | Hangup), (d.state, out)
+    d.handle(CallerHungUp(NOW))
+    assert d.state is State.ENDED
