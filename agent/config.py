@@ -18,6 +18,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -289,6 +290,28 @@ def _check_values(cfg: Config, file: str) -> None:
             file=file,
             key="practice.timezone",
         ) from None
+    from agent.core.office import WEEKDAYS, parse_span
+
+    for day, span in cfg.practice.office_hours.items():
+        if day not in WEEKDAYS:
+            raise ConfigError(
+                f"expected a weekday ({', '.join(WEEKDAYS)})",
+                file=file,
+                key=f"practice.office_hours.{day}",
+            )
+        try:
+            parse_span(span)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=file, key=f"practice.office_hours.{day}") from None
+    for i, day_s in enumerate(cfg.practice.holidays):
+        try:
+            date.fromisoformat(day_s)
+        except ValueError:
+            raise ConfigError(
+                f"expected an ISO date like 2026-12-25, got {day_s!r}",
+                file=file,
+                key=f"practice.holidays[{i}]",
+            ) from None
     if not cfg.ari.url.startswith(("http://", "https://")):
         raise ConfigError(f"expected an http(s) URL, got {cfg.ari.url!r}", file=file, key="ari.url")
 

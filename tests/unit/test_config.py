@@ -125,3 +125,14 @@ def test_config_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad = write(tmp_path, "[ari]\nport = 1\n")
     assert main(["config", "validate", str(bad)]) == 2
     assert "unknown key 'port'" in capsys.readouterr().err
+
+
+def test_office_hours_and_holidays_are_checked() -> None:
+    with pytest.raises(
+        ConfigError, match=r"\[practice.office_hours.mon\]: office hours must look like"
+    ):
+        parse_config({"practice": {"office_hours": {"mon": "9 to 5"}}})
+    with pytest.raises(ConfigError, match=r"\[practice.office_hours.monday\]: expected a weekday"):
+        parse_config({"practice": {"office_hours": {"monday": "09:00-17:00"}}})
+    with pytest.raises(ConfigError, match=r"\[practice.holidays\[0\]\]: expected an ISO date"):
+        parse_config({"practice": {"holidays": ["Dec 25"]}})
