@@ -1,0 +1,275 @@
+"""The RTP media edge over loopback UDP: real sockets, a real event loop, a scripted peer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from agent.adapters.media import PortPool, RtpSession
+from agent.config import MediaConfig
+from agent.core.g711 import alaw_encode, alaw_to_ulaw
+from agent.core.jitter import FrameStatus, JitterFrame
+from agent.core.pacer import COMFORT_SILENCE
+from agent.core.rtp import RtpPacket
+from agent.errors import MediaError
+
+HOST = "127.0.0.1"
+
+
+class Peer(asyncio.DatagramProtocol):
+    """A stand-in for Asterisk's side of externalMedia: sends what the test says, keeps what comes."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.put_nowait((asyncio.get_running_loop().time(), data))
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def send(self, data: bytes, to: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, to)
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Peer]:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(Peer, local_addr=(HOST, 0))
+    yield protocol
+    transport.close()
+
+
+@pytest.fixture
+def pool() -> PortPool:
+    # A random range so engineers running tests side by side do not collide.
+    base = random.randrange(20000, 60000, 100)
+    return PortPool(base, base + 99, HOST)
+
+
+CFG = MediaConfig(bind_host=HOST, jitter_delay_ms=60, max_stall_catchup_ms=100)
+
+
+def rtp(seq: int, payload: bytes = b"\x55" * 160, *, pt: int = 0, ssrc: int = 0x5EED0001) -> bytes:
+    return RtpPacket(pt, seq % 65536, (seq * 160) % 2**32, ssrc, payload).serialize()
+
+
+async def collect(session: RtpSession, n: int, limit_s: float = 2.0) -> list[JitterFrame]:
+    out: list[JitterFrame] = []
+
+    async def take() -> None:
+        async for frame in session.frames():
+            if frame.status is FrameStatus.RECEIVED:
+                out.append(frame)
+                if len(out) == n:
+                    return
+
+    await asyncio.wait_for(take(), limit_s)
+    return out
+
+
+async def test_two_sessions_talking(pool: PortPool) -> None:
+    a = await RtpSession.open(CFG, pool, "call-a")
+    b = await RtpSession.open(CFG, pool, "call-b")
+    try:
+        a.set_remote(*b.local_address)
+        b.set_remote(*a.local_address)
+        prompt = [bytes([i]) * 160 for i in range(1, 11)]
+        assert await a.play(prompt, "greeting") is True
+        frames = await collect(b, 60)
+        payloads = [f.payload for f in frames]
+        start = payloads.index(prompt[0])
+        assert payloads[start : start + 10] == prompt
+        # Silence on either side: the stream never stops between prompts.
+        assert payloads[start - 1] == COMFORT_SILENCE
+        seqs = [f.sequence_number for f in frames]
+        assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:], strict=False))
+        assert a.stats.packets_sent >= 60 and b.stats.jitter.received >= 60
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_reordered_duplicated_jittered_input_comes_out_ordered(
+    pool: PortPool, peer: Peer
+) -> None:
+    session = await RtpSession.open(CFG, pool, "call-r", remote=peer.address, keep_raw=True)
+    try:
+        order = [0, 2, 1, 3, 3, 5, 4, 6, 8, 7, 9, 9, 10, 12, 11, 13, 14, 15]
+        for seq in order:
+            peer.send(rtp(1000 + seq, bytes([seq]) * 160), session.local_address)
+            await asyncio.sleep(random.uniform(0.0, 0.02))
+        frames = await collect(session, 16)
+        assert [f.sequence_number for f in frames] == list(range(1000, 1016))
+        assert [f.payload[0] for f in frames] == list(range(16))
+        assert session.stats.jitter.duplicates == 2
+        assert session.stats.jitter.reordered == 4
+        # Bit-exact view of what came in, for tests: the parsed packets as sent.
+        assert [p.serialize() for p in session.raw_received[:3]] == [
+            rtp(1000, bytes([0]) * 160),
+            rtp(1002, bytes([2]) * 160),
+            rtp(1001, bytes([1]) * 160),
+        ]
+    finally:
+        await session.close()
+
+
+async def test_wrong_source_is_dropped_logged_and_counted(pool: PortPool, peer: Peer) -> None:
+    session = await RtpSession.open(CFG, pool, "call-s", remote=peer.address)
+    loop = asyncio.get_running_loop()
+    transport, intruder = await loop.create_datagram_endpoint(Peer, local_addr=(HOST, 0))
+    try:
+        with capture_logs() as logs:
+            intruder.send(rtp(1, b"\x01" * 160), session.local_address)
+            await asyncio.sleep(0.02)
+            peer.send(rtp(500, b"\x02" * 160), session.local_address)
+            frames = await collect(session, 1)
+        assert frames[0].payload == b"\x02" * 160
+        assert session.stats.wrong_source == 1
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+            "rtp from unexpected source dropped"
+        ]
+        # Our audio goes to the remote, not to whoever sent us something.
+        await asyncio.sleep(0.06)
+        assert not peer.received.empty() and intruder.received.empty()
+    finally:
+        transport.close()
+        await session.close()
+
+
+async def test_first_datagram_teaches_the_remote_when_not_set(pool: PortPool, peer: Peer) -> None:
+    session = await RtpSession.open(CFG, pool, "call-l")
+    try:
+        peer.send(rtp(7), session.local_address)
+        await collect(session, 1)
+        assert session.remote == peer.address
+        _t, data = await asyncio.wait_for(peer.received.get(), 1.0)
+        assert RtpPacket.parse(data).payload == COMFORT_SILENCE
+    finally:
+        await session.close()
+
+
+async def test_malformed_and_foreign_payloads_do_not_kill_the_session(
+    pool: PortPool, peer: Peer
+) -> None:
+    session = await RtpSession.open(CFG, pool, "call-m", remote=peer.address)
+    try:
+        alaw = alaw_encode([1000, -1000] * 80)
+        with capture_logs() as logs:
+            peer.send(b"\x80\x00garbage", session.local_address)  # too short
+            peer.send(rtp(1, b"\x00" * 160, pt=96), session.local_address)
+            peer.send(rtp(0, b"\x03" * 160), session.local_address)
+            peer.send(rtp(1, alaw, pt=8), session.local_address)
+            frames = await collect(session, 2)
+        assert frames[0].payload == b"\x03" * 160
+        assert frames[1].payload == alaw_to_ulaw(alaw)
+        assert session.stats.malformed == 1
+        assert session.stats.unsupported_payload == 1
+        assert session.stats.transcoded_alaw == 1
+        malformed = [e for e in logs if e["event"] == "malformed rtp dropped"]
+        assert malformed[0]["error"] == "RTP packet too short: 9 bytes < 12"
+    finally:
+        await session.close()
+
+
+async def test_flush_mid_prompt_interrupts_it(pool: PortPool, peer: Peer) -> None:
+    session = await RtpSession.open(CFG, pool, "call-f", remote=peer.address)
+    try:
+        play = asyncio.create_task(session.play(b"\x11" * 160 * 100, "long"))  # 2 s
+        await asyncio.sleep(0.1)
+        assert session.flush() == ["long"]
+        assert await play is False
+        assert session.stats.pacer.flushed_frames > 80
+        # After the flush the caller hears silence, within a frame.
+        await asyncio.sleep(0.05)
+        while not peer.received.empty():
+            peer.received.get_nowait()
+        _t, data = await asyncio.wait_for(peer.received.get(), 1.0)
+        assert RtpPacket.parse(data).payload == COMFORT_SILENCE
+    finally:
+        await session.close()
+
+
+async def test_drain_plays_everything_then_the_stream_stops(pool: PortPool, peer: Peer) -> None:
+    session = await RtpSession.open(CFG, pool, "call-d", remote=peer.address)
+    try:
+        goodbye = asyncio.create_task(session.play(b"\x22" * 160 * 5, "goodbye"))
+        await asyncio.sleep(0)
+        await asyncio.wait_for(session.drain(), 1.0)
+        assert await goodbye is True
+        sent = []
+        while not peer.received.empty():
+            sent.append(RtpPacket.parse(peer.received.get_nowait()[1]).payload)
+        assert sent[-5:] == [b"\x22" * 160] * 5
+        await asyncio.sleep(0.06)
+        assert peer.received.empty()
+        assert await session.play(b"\x33" * 160, "after") is False
+    finally:
+        await session.close()
+
+
+async def test_close_releases_port_and_ends_frames(pool: PortPool) -> None:
+    session = await RtpSession.open(CFG, pool, "call-c")
+    port = session.local_port
+    pending = asyncio.create_task(session.play(b"\x44" * 160 * 50, "cut"))
+    await asyncio.sleep(0.03)
+    await session.close()
+    await session.close()  # idempotent
+    assert await pending is False
+    assert port not in pool.in_use
+    assert [f async for f in session.frames()] == []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((HOST, port))
+
+
+async def test_port_pool_skips_busy_ports_and_reports_exhaustion() -> None:
+    base = random.randrange(20000, 60000, 100)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind((HOST, base))
+        small = PortPool(base, base + 2, HOST)
+        s1, s2 = small.acquire(), small.acquire()
+        try:
+            assert {s1.getsockname()[1], s2.getsockname()[1]} == {base + 1, base + 2}
+            with pytest.raises(
+                MediaError, match=f"no free RTP port in 127.0.0.1:{base}-{base + 2}"
+            ):
+                small.acquire()
+            small.release(base + 1)
+            s1.close()
+            s3 = small.acquire()
+            assert s3.getsockname()[1] == base + 1
+            s3.close()
+        finally:
+            s1.close()
+            s2.close()
+    with pytest.raises(ValueError, match="bad RTP port range 10-5"):
+        PortPool(10, 5)
+
+
+async def test_many_sessions_leak_nothing(pool: PortPool, peer: Peer) -> None:
+    before_tasks = len(asyncio.all_tasks())
+    before_fds = len(os.listdir("/proc/self/fd"))
+    for i in range(40):
+        session = await RtpSession.open(CFG, pool, f"call-{i}", remote=peer.address)
+        peer.send(rtp(i), session.local_address)
+        await asyncio.sleep(0.001)
+        assert any(t.get_name() == f"media-clock:call-{i}" for t in asyncio.all_tasks())
+        await session.close()
+    assert len(asyncio.all_tasks()) == before_tasks
+    assert len(os.listdir("/proc/self/fd")) == before_fds
+    assert pool.in_use == frozenset()
