@@ -160,6 +160,17 @@ class SttConfig:
     logprob_threshold: float = -1.0
     vocabulary: list[str] = field(default_factory=list)
     """Extra domain words for the initial prompt (provider and medication names are added)."""
+    short_window: bool = True
+    """Encode only the utterance plus padding instead of Whisper's full 30 s window (about 3x
+    faster on short turns); falls back to the full window when the result looks wrong."""
+    short_window_pad_s: float = 2.0
+    """Silence kept after the speech in the short window; less makes the decoder loop."""
+    compression_ratio_threshold: float = 2.4
+    """Text that zlib compresses better than this is a repetition loop, not speech."""
+    min_voiced_ms: int = 100
+    """Audio with less voiced time than this (the VAD's noise gate) is not sent to Whisper at all."""
+    model_cache_dir: str = ".medagent/models"
+    """Where assembled model files (``base``) and openai-whisper weights are kept."""
 
 
 @dataclass(frozen=True)
