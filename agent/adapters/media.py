@@ -229,6 +229,16 @@ class RtpSession:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def schedule_start(self) -> float:
+        """``loop.time()`` at which outbound slot 0 was due; slot n is due 20 ms * n later."""
+        return self._pacer.start
+
+    @property
+    def initial_timestamp(self) -> int:
+        """RTP timestamp of slot 0 (with ``schedule_start``, maps a sent packet to its deadline)."""
+        return self._pacer.initial_timestamp
+
     def set_remote(self, host: str, port: int) -> None:
         """Where Asterisk sends from and listens (``UNICASTRTP_LOCAL_ADDRESS``/``_PORT``)."""
         self.remote = (host, port)

@@ -137,6 +137,11 @@ class Pacer:
     # -- queries -------------------------------------------------------------------------------
 
     @property
+    def initial_timestamp(self) -> int:
+        """RTP timestamp of slot 0."""
+        return self._ts0
+
+    @property
     def drained(self) -> bool:
         return self._drained
 
