@@ -51,7 +51,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from agent.adapters.ari.models import (
     Application,
@@ -123,7 +123,10 @@ class EventStream:
         self.name = name
         self.dropped = 0
         """Events dropped because this consumer fell more than ``maxsize`` behind."""
-        self._queue: asyncio.Queue[Item | _End] = asyncio.Queue(maxsize)
+        self.maxsize = maxsize
+        # Unbounded underneath: the bound is enforced in _deliver so that the end-of-stream
+        # marker always fits without pushing out an event.
+        self._queue: asyncio.Queue[Item | _End] = asyncio.Queue()
         self._on_close = on_close
         self._closed = False
 
@@ -131,11 +134,8 @@ class EventStream:
         """Called by the websocket reader; never blocks."""
         if self._closed:
             return
-        while True:
-            try:
-                self._queue.put_nowait(item)
-                return
-            except asyncio.QueueFull:
+        if not isinstance(item, _End):
+            while self._queue.qsize() >= self.maxsize:
                 self._queue.get_nowait()
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 100 == 0:
@@ -144,6 +144,7 @@ class EventStream:
                         queue=self.name,
                         dropped=self.dropped,
                     )
+        self._queue.put_nowait(item)
 
     async def get(self) -> Item:
         """The next event. Raises ``StopAsyncIteration`` after ``close()`` / client close, or the
@@ -178,8 +179,7 @@ class EventStream:
             self._closed = True
             self._on_close(self)
             # Wake a consumer blocked in get().
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(_End(None))
+            self._queue.put_nowait(_End(None))
 
     def __enter__(self: _S) -> _S:
         return self
@@ -441,6 +441,10 @@ class AriClient:
                     self._fail(status)
                     return
                 reason = f"websocket upgrade refused with HTTP {status}"
+            except ConnectionClosed as exc:
+                # No close frame (Asterisk ``core stop now``, a dead link) reads as 1006.
+                code = exc.rcvd.code if exc.rcvd is not None else 1006
+                reason = f"connection lost (close code {code})"
             except (OSError, TimeoutError, WebSocketException) as exc:
                 # ConnectionClosedError (1006: transport gone without a close frame), refused
                 # connections while Asterisk restarts, handshake timeouts.
@@ -567,9 +571,9 @@ class AriClient:
         app: str | None,
         external_host: str,
         format: str = "ulaw",
-        encapsulation: str = "rtp",
-        transport: str = "udp",
-        direction: str = "both",
+        encapsulation: str | None = "rtp",
+        transport: str | None = "udp",
+        direction: str | None = "both",
         channel_id: str | None = None,
         variables: Mapping[str, str] | None = None,
     ) -> Channel:
@@ -595,9 +599,9 @@ class AriClient:
         app: str | None,
         external_host: str,
         format: str = "ulaw",
-        encapsulation: str = "rtp",
-        transport: str = "udp",
-        direction: str = "both",
+        encapsulation: str | None = "rtp",
+        transport: str | None = "udp",
+        direction: str | None = "both",
         channel_id: str | None = None,
         variables: Mapping[str, str] | None = None,
         *,

@@ -384,8 +384,14 @@ def channel_ids(event: Event) -> tuple[str, ...]:
     ids: list[str] = []
     for name in ("channel", "peer", "caller", "forwarded", "replace_channel"):
         value = getattr(event, name, None)
-        if isinstance(value, Channel) and value.id not in ids:
-            ids.append(value.id)
+        if isinstance(event, UnknownEvent):
+            # Unmodelled events (ChannelHold, ChannelTalkingStarted …) still reach their call.
+            value = event.raw.get(name)
+            value = value.get("id") if isinstance(value, dict) else None
+        elif isinstance(value, Channel):
+            value = value.id
+        if isinstance(value, str) and value not in ids:
+            ids.append(value)
     playback = getattr(event, "playback", None)
     if isinstance(playback, Playback) and playback.target_uri.startswith("channel:"):
         target = playback.target_uri.removeprefix("channel:")
@@ -399,6 +405,10 @@ def bridge_ids(event: Event) -> tuple[str, ...]:
     bridge = getattr(event, "bridge", None)
     if isinstance(bridge, Bridge):
         return (bridge.id,)
+    if isinstance(event, UnknownEvent):
+        raw = event.raw.get("bridge")
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+            return (raw["id"],)
     playback = getattr(event, "playback", None)
     if isinstance(playback, Playback) and playback.target_uri.startswith("bridge:"):
         return (playback.target_uri.removeprefix("bridge:"),)
