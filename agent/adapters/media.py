@@ -38,6 +38,9 @@ log = get_logger(__name__)
 
 Address = tuple[str, int]
 
+SEND_LEAD_S = 0.0005
+"""How early a packet may leave before its slot's deadline (see ``RtpSession._run_clock``)."""
+
 # Frames kept for a consumer that has fallen behind: 10 s. Older ones are dropped and counted,
 # so a stuck consumer cannot grow memory without bound.
 DEFAULT_MAX_QUEUED_FRAMES = 500
@@ -368,6 +371,10 @@ class RtpSession:
         The clock wakes at pacer deadlines (every 20 ms) and at the jitter buffer's own deadline
         as known when it went to sleep; one that moved earlier because of a packet that arrived
         meanwhile is served at the next wake-up, at most one frame later.
+
+        The loop's timers have 1 ms granularity (epoll rounds its timeout up), so a wake-up lands
+        0-1 ms after the time asked for. Asking for ``SEND_LEAD_S`` before the deadline and
+        sending then centres the error on the deadline instead of always being late.
         """
         loop = self._loop
         while True:
@@ -376,10 +383,10 @@ class RtpSession:
             jitter_deadline = self._jitter.next_deadline()
             if jitter_deadline is not None:
                 wake = min(wake, jitter_deadline)
-            if wake > now:
-                await asyncio.sleep(wake - now)
+            if wake - SEND_LEAD_S > now:
+                await asyncio.sleep(wake - SEND_LEAD_S - now)
             now = loop.time()
-            self._send(self._pacer.due(now))
+            self._send(self._pacer.due(now + SEND_LEAD_S))
             self._resolve_done()
             self._deliver(self._jitter.pop(now))
 
