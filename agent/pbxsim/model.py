@@ -1,0 +1,172 @@
+"""ARI resource snapshots as the stand-in keeps them: channels, bridges, playbacks.
+
+The JSON shapes follow what Asterisk 23.4.1 sent in ``shared/asterisk-reference/traces``: the field
+names, the timestamp format (``2026-11-26T23:53:47.960+0000``), channel ids ``<epoch>.<counter>``,
+bridge and playback ids as UUIDs. Nothing here does I/O or reads the clock; times come in as
+arguments (seconds since the epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+ASTERISK_ID = "02:fc:00:00:00:01"
+
+# Q.850 causes seen in the traces, with Asterisk's cause_txt.
+CAUSE_TEXT: dict[int, str] = {
+    0: "Unknown",
+    4: "Service unavailable",
+    16: "Normal Clearing",
+    17: "User busy",
+    19: "User alerting, no answer",
+    21: "Call Rejected",
+    23: "Redirected to new destination",
+    32: "Circuit/channel congestion",
+    34: "Circuit/channel congestion",
+}
+
+# DELETE /channels/{id}?reason=… (channels.json) → cause code.
+HANGUP_REASONS: dict[str, int] = {
+    "normal": 16,
+    "busy": 17,
+    "congestion": 34,
+    "no_answer": 19,
+    "timeout": 19,
+    "rejected": 21,
+    "unallocated": 1,
+    "normal_unspecified": 31,
+    "number_incomplete": 28,
+    "codec_mismatch": 58,
+    "interworking": 127,
+    "failure": 38,
+    "answered_elsewhere": 26,
+}
+
+
+def ari_timestamp(epoch_s: float) -> str:
+    """``2026-11-26T23:53:47.960+0000``: milliseconds and an offset without a colon."""
+    whole = int(epoch_s)
+    ms = int(round((epoch_s - whole) * 1000))
+    if ms == 1000:
+        whole, ms = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}+0000"
+
+
+@dataclass
+class DialplanLocation:
+    context: str
+    exten: str
+    priority: int
+    app_name: str = ""
+    app_data: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "context": self.context,
+            "exten": self.exten,
+            "priority": self.priority,
+            "app_name": self.app_name,
+            "app_data": self.app_data,
+        }
+
+
+@dataclass
+class Party:
+    name: str = ""
+    number: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "number": self.number}
+
+
+@dataclass
+class ChannelSnapshot:
+    """The ARI ``Channel`` model plus what the stand-in needs to know about the channel."""
+
+    id: str
+    name: str
+    state: str
+    created_s: float
+    dialplan: DialplanLocation
+    protocol_id: str = ""
+    caller: Party = field(default_factory=Party)
+    connected: Party = field(default_factory=Party)
+    language: str = "en"
+    channelvars: dict[str, str] | None = None
+    """Only set in the externalMedia response (``UNICASTRTP_LOCAL_ADDRESS``/``PORT``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "protocol_id": self.protocol_id,
+            "caller": self.caller.to_json(),
+            "connected": self.connected.to_json(),
+            "accountcode": "",
+            "dialplan": self.dialplan.to_json(),
+            "creationtime": ari_timestamp(self.created_s),
+            "language": self.language,
+        }
+        if self.channelvars is not None:
+            out["channelvars"] = dict(self.channelvars)
+        return out
+
+
+@dataclass
+class BridgeSnapshot:
+    id: str
+    bridge_type: str
+    name: str
+    created_s: float
+    channels: list[str] = field(default_factory=list)
+    technology: str = "simple_bridge"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "technology": self.technology,
+            "bridge_type": self.bridge_type,
+            "bridge_class": "stasis",
+            "creator": "Stasis",
+            "name": self.name,
+            "channels": list(self.channels),
+            "creationtime": ari_timestamp(self.created_s),
+            "video_mode": "talker",
+        }
+
+
+@dataclass
+class PlaybackSnapshot:
+    id: str
+    media_uri: str
+    target_uri: str
+    language: str = "en"
+    state: str = "queued"
+    """queued → playing → done | failed."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "media_uri": self.media_uri,
+            "target_uri": self.target_uri,
+            "language": self.language,
+            "state": self.state,
+        }
+
+
+def bridge_technology(channel_kinds: list[str], extra_participants: int) -> str:
+    """What Asterisk reports as a bridge's ``technology`` for these members.
+
+    Observed: two SIP phones → ``native_rtp``; a SIP phone and an externalMedia channel →
+    ``simple_bridge``; three or more participants (a bridge playback's announcer counts) →
+    ``softmix``; empty or one channel → ``simple_bridge``.
+    """
+    count = len(channel_kinds) + extra_participants
+    if count >= 3:
+        return "softmix"
+    if count == 2 and extra_participants == 0 and all(k != "external" for k in channel_kinds):
+        return "native_rtp"
+    return "simple_bridge"
