@@ -338,3 +338,26 @@ def _section_end(lines: list[str], header_line: int) -> int:
         if lines[i].lstrip().startswith("["):
             return i
     return len(lines)
+
+
+_SET = re.compile(r"Set\((?P<inherit>_{0,2})(?P<name>[A-Za-z0-9_]+)=(?P<value>[^)\n]*)\)")
+
+
+def set_dialplan_variables(text: str, values: Mapping[str, str]) -> str:
+    """Change the value in each ``Set(NAME=…)`` / ``Set(__NAME=…)`` of a settings dialplan (our
+    ``medagent-settings.conf``), keeping the inheritance prefix. Raises ``ValueError`` for a name
+    that is never set, so a renamed setting cannot be silently left at its old value."""
+    seen: set[str] = set()
+
+    def replace(m: re.Match[str]) -> str:
+        name = m["name"]
+        if name not in values:
+            return m.group(0)
+        seen.add(name)
+        return f"Set({m['inherit']}{name}={values[name]})"
+
+    out = _SET.sub(replace, text)
+    missing = sorted(set(values) - seen)
+    if missing:
+        raise ValueError(f"no Set() of {', '.join(missing)} in the dialplan")
+    return out
