@@ -64,6 +64,10 @@ class PortPool:
         """Next port to try: rotating, so a just-released port is not reused at once and late
         packets of an old call do not land in a new one."""
 
+    @classmethod
+    def from_config(cls, cfg: MediaConfig) -> PortPool:
+        return cls(cfg.port_min, cfg.port_max, cfg.bind_host)
+
     @property
     def in_use(self) -> frozenset[int]:
         return frozenset(self._in_use)
@@ -231,6 +235,11 @@ class RtpSession:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def external_host(self) -> str:
+        """``host:port`` for ARI ``channels/externalMedia?external_host=``: where Asterisk sends."""
+        return f"{self.cfg.advertise_host or self.local_address[0]}:{self.local_port}"
 
     @property
     def schedule_start(self) -> float:

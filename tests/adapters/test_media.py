@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -273,3 +274,52 @@ async def test_many_sessions_leak_nothing(pool: PortPool, peer: Peer) -> None:
     assert len(asyncio.all_tasks()) == before_tasks
     assert len(os.listdir("/proc/self/fd")) == before_fds
     assert pool.in_use == frozenset()
+
+
+async def test_silence_from_the_far_end_still_keeps_time(pool: PortPool, peer: Peer) -> None:
+    """A simple_bridge forwards nothing while the caller is silent: fill frames keep the VAD's clock."""
+    session = await RtpSession.open(CFG, pool, "call-g", remote=peer.address)
+    try:
+        for seq in range(3):
+            peer.send(rtp(seq), session.local_address)
+        statuses: list[FrameStatus] = []
+
+        async def take() -> None:
+            async for frame in session.frames():
+                statuses.append(frame.status)
+                if statuses.count(FrameStatus.FILL) == 5:
+                    return
+
+        await asyncio.wait_for(take(), 1.0)
+        assert statuses[:3] == [FrameStatus.RECEIVED] * 3
+        assert set(statuses[3:]) == {FrameStatus.FILL}
+    finally:
+        await session.close()
+
+
+async def test_a_stalled_loop_catches_up_a_few_frames_not_the_backlog(
+    pool: PortPool, peer: Peer
+) -> None:
+    session = await RtpSession.open(CFG, pool, "call-t", remote=peer.address)
+    try:
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # noqa: ASYNC251  # the stall under test: the loop is blocked for 15 slots
+        await asyncio.sleep(0.005)
+        arrivals = []
+        while not peer.received.empty():
+            arrivals.append(peer.received.get_nowait()[0])
+        # After the stall at most max_stall_catchup_ms / 20 ms = 5 packets left together.
+        burst = max(sum(1 for u in arrivals if t <= u <= t + 0.002) for t in arrivals)
+        assert 2 <= burst <= 5
+        assert session.stats.pacer.dropped_slots >= 8
+    finally:
+        await session.close()
+
+
+async def test_external_host_uses_the_advertised_address(pool: PortPool) -> None:
+    cfg = MediaConfig(bind_host=HOST, advertise_host="192.0.2.10")
+    session = await RtpSession.open(cfg, pool, "call-x")
+    try:
+        assert session.external_host == f"192.0.2.10:{session.local_port}"
+    finally:
+        await session.close()
