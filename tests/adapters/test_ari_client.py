@@ -628,3 +628,35 @@ def test_events_url_carries_the_app_and_no_credentials() -> None:
     )
     with pytest.raises(ValueError, match="must start with http"):
         events_url("ftp://pbx/ari", "a")
+
+
+async def test_a_bug_while_routing_reconnects_instead_of_killing_the_events_task(
+    fake: FakeAri,
+) -> None:
+    async with AriClient(config(fake)) as ari:
+        events = ari.subscribe()
+        await next_of(events, Connected)
+        await fake.wait_ws_open()
+        route = ari._dispatch
+        calls = 0
+
+        def broken_once(event: Event) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("routing bug")
+            route(event)
+
+        ari._dispatch = broken_once  # type: ignore[method-assign]
+        # A predicate that raises is logged and treated as "no match".
+        bad_waiter = ari.expect(lambda e: 1 / 0 == 0)
+        with capture_logs() as logs:
+            await fake.send_event({"type": "StasisStart", "channel": {"id": CALLER}})
+            assert await next_of(events, Connected) == Connected(reconnect=True)
+            await fake.wait_ws_open()
+            await fake.send_event({"type": "StasisEnd", "channel": {"id": CALLER}})
+            assert type(await next_item(events)).__name__ == "StasisEnd"
+        assert not bad_waiter.done()
+    failures = [e for e in logs if e["event"] == "ari events task failed; reconnecting"]
+    assert len(failures) == 1
+    assert any(e["event"] == "ari wait_for predicate failed" for e in logs)

@@ -446,9 +446,13 @@ class AriClient:
                 code = exc.rcvd.code if exc.rcvd is not None else 1006
                 reason = f"connection lost (close code {code})"
             except (OSError, TimeoutError, WebSocketException) as exc:
-                # ConnectionClosedError (1006: transport gone without a close frame), refused
-                # connections while Asterisk restarts, handshake timeouts.
+                # Refused connections while Asterisk restarts, handshake timeouts, bad handshakes.
                 reason = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:
+                # A bug of ours (in routing, say) must not end the only events task for good:
+                # log it with its traceback and reconnect like after any other failure.
+                log.exception("ari events task failed; reconnecting")
+                reason = f"internal error: {type(exc).__name__}"
             if self._connected.is_set():
                 self._connected.clear()
                 self._signal(Disconnected(reason))
