@@ -1,0 +1,303 @@
+"""Red-flag triage: clinician-editable rules (``agent/data/triage/*.toml``) applied to caller speech.
+
+``Triage.load(["cardiology"])`` reads the base pack plus the named specialty packs once, validates
+them (an unknown key, a bad urgency, a rule that cannot match, a broken pattern all fail at start-up
+with the file and the rule) and compiles them. After that ``assess`` is pure: text in, flags out.
+
+Matching is done on folded text (``agent.core.negation.fold``: lower case, no accents, no
+apostrophes), so rules are written without worrying about "can't" vs "cant" or "está" vs "esta".
+A finding preceded by a negation in its clause ("no chest pain", "denies fever", "no tengo dolor de
+pecho") does not count; a rule may opt out with ``negatable = false`` (suicidal talk). Whom a flag is
+about ("my son can't breathe") comes from ``agent.core.negation.subject_of``.
+
+Emergency rules are applied in both languages whatever ``lang`` says: Whisper's language guess on a
+two-second turn is unreliable and callers switch language under stress, and a Spanish phrase cannot
+fire on English words by accident.
+
+The syntax of a pack is explained at the top of ``agent/data/triage/base.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.core.negation import Folded, fold, is_negated, subject_of
+from agent.core.understanding import RedFlag, Urgency
+from agent.errors import ConfigError
+
+PACK_DIR = Path(__file__).resolve().parent.parent / "data" / "triage"
+BASE_PACK = "base"
+LANGS = ("en", "es")
+
+_RULE_KEYS = frozenset(
+    {
+        "id",
+        "label",
+        "urgency",
+        "phrases",
+        "phrases_es",
+        "patterns",
+        "patterns_es",
+        "requires",
+        "negatable",
+        "note",
+    }
+)
+_GROUP_KEYS = frozenset({"name", "phrases", "phrases_es", "patterns", "patterns_es", "note"})
+_PACK_KEYS = frozenset({"description", "rule"})
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_WILDCARD_WORDS = 3
+"""A lone ``*`` in a phrase stands for up to this many words ("pain in * chest")."""
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """The phrases and patterns of one rule or ``requires`` group, compiled per language."""
+
+    by_lang: dict[str, re.Pattern[str]]
+
+    def find(
+        self, folded: Folded, langs: Iterable[str], *, negatable: bool
+    ) -> re.Match[str] | None:
+        """The first match in ``folded`` that no negation governs."""
+        for lang in langs:
+            rx = self.by_lang.get(lang)
+            if rx is None:
+                continue
+            for m in rx.finditer(folded.text):
+                if negatable and is_negated(folded.words_before(m.start())):
+                    continue
+                return m
+        return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    label: str
+    urgency: Literal["emergency", "urgent"]
+    pack: str
+    trigger: _Matcher
+    requires: tuple[_Matcher, ...]
+    negatable: bool
+
+
+class Triage:
+    """The loaded rule set. Build with ``Triage.load``; ``assess`` is pure and thread-safe."""
+
+    def __init__(self, rules: Sequence[Rule], packs: Sequence[str]) -> None:
+        self.rules = tuple(rules)
+        self.packs = tuple(packs)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, packs: list[str], directory: str | Path | None = None) -> Triage:
+        """The base pack plus the named specialty packs. Raises ``ConfigError``."""
+        where = Path(directory) if directory is not None else PACK_DIR
+        names = [BASE_PACK] + [p for p in dict.fromkeys(packs) if p != BASE_PACK]
+        sources: list[tuple[str, str]] = []
+        for name in names:
+            path = where / f"{name}.toml"
+            if not path.is_file():
+                known = ", ".join(sorted(p.stem for p in where.glob("*.toml")))
+                raise ConfigError(
+                    f"unknown triage pack {name!r}; available: {known}", file=str(path)
+                )
+            sources.append((str(path), path.read_text(encoding="utf-8")))
+        return cls.from_sources(sources)
+
+    @classmethod
+    def from_sources(cls, sources: Sequence[tuple[str, str]]) -> Triage:
+        """Build from ``(file name, TOML text)`` pairs; the file name is used in error messages."""
+        rules: list[Rule] = []
+        seen: dict[str, str] = {}
+        for file, text in sources:
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+            pack = Path(file).stem
+            for rule in _parse_pack(data, file=file, pack=pack):
+                if rule.id in seen:
+                    raise ConfigError(
+                        f"rule id {rule.id!r} is already defined in {seen[rule.id]}",
+                        file=file,
+                        key=f"rule {rule.id}",
+                    )
+                seen[rule.id] = file
+                rules.append(rule)
+        return cls(rules, [Path(f).stem for f, _ in sources])
+
+    # -- assessing -----------------------------------------------------------------------------
+
+    def assess(self, text: str, lang: str = "en") -> list[RedFlag]:
+        """The red flags raised by one utterance, emergencies first, each rule at most once."""
+        folded = fold(text)
+        order = [lang] + [other for other in LANGS if other != lang]
+        flags: list[RedFlag] = []
+        for rule in self.rules:
+            langs = order if rule.urgency == "emergency" else [lang]
+            m = rule.trigger.find(folded, langs, negatable=rule.negatable)
+            if m is None:
+                continue
+            if any(
+                group.find(folded, langs, negatable=rule.negatable) is None
+                for group in rule.requires
+            ):
+                continue
+            flags.append(
+                RedFlag(
+                    rule_id=rule.id,
+                    urgency=rule.urgency,
+                    label=rule.label,
+                    matched=folded.original(m.start(), m.end()),
+                    subject=subject_of(folded.words_before(m.start())),
+                )
+            )
+        flags.sort(key=lambda f: 0 if f.urgency == "emergency" else 1)
+        return flags
+
+    @staticmethod
+    def urgency(flags: Iterable[RedFlag]) -> Urgency:
+        levels = {f.urgency for f in flags}
+        if "emergency" in levels:
+            return "emergency"
+        if "urgent" in levels:
+            return "urgent"
+        return "routine"
+
+
+# --------------------------------------------------------------------------------------------------
+# Pack parsing and validation
+
+
+def _parse_pack(data: dict[str, Any], *, file: str, pack: str) -> list[Rule]:
+    unknown = sorted(set(data) - _PACK_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; expected: description, [[rule]]",
+            file=file,
+        )
+    raw_rules = data.get("rule", [])
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise ConfigError("expected at least one [[rule]] table", file=file)
+    return [_parse_rule(raw, file=file, pack=pack, index=i) for i, raw in enumerate(raw_rules)]
+
+
+def _parse_rule(raw: Any, *, file: str, pack: str, index: int) -> Rule:
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a table", file=file, key=f"rule #{index + 1}")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        raise ConfigError(
+            f"expected id = a lower-case name like 'chest_pain', got {rule_id!r}",
+            file=file,
+            key=f"rule #{index + 1}",
+        )
+    where = f"rule {rule_id}"
+    unknown = sorted(set(raw) - _RULE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; expected: {', '.join(sorted(_RULE_KEYS))}",
+            file=file,
+            key=where,
+        )
+    label = raw.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise ConfigError("expected label = a short readable name", file=file, key=where)
+    urgency = raw.get("urgency")
+    if urgency not in ("emergency", "urgent"):
+        raise ConfigError(
+            f"expected urgency = 'emergency' or 'urgent', got {urgency!r}", file=file, key=where
+        )
+    negatable = raw.get("negatable", True)
+    if not isinstance(negatable, bool):
+        raise ConfigError("expected negatable = true or false", file=file, key=where)
+    trigger = _compile_group(raw, file=file, where=where)
+    if urgency == "emergency" and "es" not in trigger.by_lang:
+        raise ConfigError(
+            "an emergency rule needs Spanish phrases_es or patterns_es", file=file, key=where
+        )
+    requires_raw = raw.get("requires", [])
+    if not isinstance(requires_raw, list):
+        raise ConfigError("expected [[rule.requires]] tables", file=file, key=where)
+    requires: list[_Matcher] = []
+    for n, group in enumerate(requires_raw):
+        gwhere = f"{where}.requires #{n + 1}"
+        if not isinstance(group, dict):
+            raise ConfigError("expected a table", file=file, key=gwhere)
+        unknown = sorted(set(group) - _GROUP_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(map(repr, unknown))}; expected: {', '.join(sorted(_GROUP_KEYS))}",
+                file=file,
+                key=gwhere,
+            )
+        requires.append(_compile_group(group, file=file, where=gwhere))
+    return Rule(
+        id=rule_id,
+        label=label.strip(),
+        urgency=urgency,
+        pack=pack,
+        trigger=trigger,
+        requires=tuple(requires),
+        negatable=negatable,
+    )
+
+
+def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
+    by_lang: dict[str, re.Pattern[str]] = {}
+    for lang in LANGS:
+        suffix = "" if lang == "en" else f"_{lang}"
+        parts: list[str] = []
+        for key, to_regex in (("phrases", _phrase_regex), ("patterns", _checked_pattern)):
+            values = raw.get(key + suffix, [])
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ConfigError(
+                    f"expected {key + suffix} = a list of strings", file=file, key=where
+                )
+            for value in values:
+                if not value.strip():
+                    raise ConfigError(f"empty entry in {key + suffix}", file=file, key=where)
+                parts.append(to_regex(value, file=file, where=f"{where}.{key + suffix}"))
+        if parts:
+            # Whole words only: folded text has a space at each end and between words.
+            by_lang[lang] = re.compile("(?<= )(?:" + "|".join(parts) + ")(?= )")
+    if not by_lang:
+        raise ConfigError(
+            "no phrases or patterns: the rule could never match", file=file, key=where
+        )
+    return _Matcher(by_lang=by_lang)
+
+
+def _phrase_regex(phrase: str, *, file: str, where: str) -> str:
+    tokens = phrase.lower().split()
+    if not tokens or tokens[0] == "*" or tokens[-1] == "*":
+        raise ConfigError(f"phrase {phrase!r} must start and end with a word", file=file, key=where)
+    out: list[str] = []
+    for token in tokens:
+        if token == "*":
+            out.append(f"(?:\\S+ ){{0,{_WILDCARD_WORDS}}}")
+            continue
+        words = fold(token.rstrip("*")).text.split()
+        if not words:
+            raise ConfigError(f"phrase {phrase!r} has an empty word", file=file, key=where)
+        piece = " ".join(re.escape(w) for w in words)
+        out.append(piece + ("\\S*" if token.endswith("*") else "") + " ")
+    return "".join(out)[:-1]
+
+
+def _checked_pattern(pattern: str, *, file: str, where: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"pattern {pattern!r} is not a valid regex: {exc}", file=file, key=where
+        ) from None
+    return pattern
