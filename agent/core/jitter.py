@@ -15,9 +15,11 @@ slots late, and silent gaps with no packets at all. This buffer turns that into 
 
 Sequence numbers are extended past the 16-bit wrap (RFC 3550 appendix A.1) relative to the highest
 number seen. A new SSRC (Asterisk also sets the marker on that first packet) is a new stream: what
-is buffered of the old one is released in order and sequencing starts afresh. A forward jump of
-more than ``resync_gap_frames`` numbers is treated the same way, rather than conceal minutes of
-"loss".
+is buffered of the old one is released in order and sequencing starts afresh. A packet far
+outside the window (more than ``resync_gap_frames`` ahead, or more than ``_MAX_MISORDER`` behind)
+is dropped, but if the next packet follows on from it the sender has restarted its sequence and we
+restart with it (the probation rule of RFC 3550 appendix A.1): one stray number cannot derail the
+stream, and a real restart costs one packet instead of minutes of "loss" or of "late" drops.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_SAMPLES
 
 # How many recently played sequence numbers we remember to tell a duplicate from a late packet.
 _PLAYED_MEMORY = 256
+# Further behind than this is not a late packet but a sequence restart candidate (RFC 3550 A.1
+# uses 100; Asterisk forwards 50-late packets, so keep a margin).
+_MAX_MISORDER = 200
 
 
 class FrameStatus(enum.Enum):
@@ -75,7 +80,9 @@ class JitterStats:
     filled: int = 0
     """20 ms slots filled with silence because nothing arrived."""
     resets: int = 0
-    """Sequencing restarts: SSRC changes and resync jumps."""
+    """Sequencing restarts: SSRC changes and sequence jumps confirmed by the next packet."""
+    jumps: int = 0
+    """Packets dropped because their number was far outside the window (restart candidates)."""
 
 
 @dataclass
@@ -109,6 +116,8 @@ class JitterBuffer:
         self.fill_gaps = fill_gaps
         self.stats = JitterStats()
         self._stream: _Stream | None = None
+        self._probation_seq: int | None = None
+        """After a far-out packet: the sequence number that would confirm a restart."""
         self._ready: list[JitterFrame] = []
 
     # -- input ---------------------------------------------------------------------------------
@@ -125,6 +134,16 @@ class JitterBuffer:
         ext = stream.highest_ext + seq_distance(
             stream.highest_ext % SEQ_MOD, packet.sequence_number
         )
+        distance = ext - stream.next_ext
+        if distance > self.resync_gap_frames or distance < -_MAX_MISORDER:
+            if packet.sequence_number == self._probation_seq:
+                self._restart(now)
+                self._stream = self._new_stream(packet, now)
+            else:
+                self._probation_seq = (packet.sequence_number + 1) % SEQ_MOD
+                self.stats.jumps += 1
+            return
+        self._probation_seq = None
         if ext < stream.next_ext:
             if ext in stream.played:
                 self.stats.duplicates += 1
@@ -133,10 +152,6 @@ class JitterBuffer:
             return
         if ext in stream.buffer:
             self.stats.duplicates += 1
-            return
-        if ext - stream.next_ext > self.resync_gap_frames:
-            self._restart(now)
-            self._stream = self._new_stream(packet, now)
             return
         if ext < stream.highest_ext:
             self.stats.reordered += 1
@@ -168,6 +183,7 @@ class JitterBuffer:
             self._skip_missing(stream, min(stream.buffer) - stream.next_ext)
             self._release_in_order(stream, now)
         self._stream = None
+        self._probation_seq = None
         self.stats.resets += 1
 
     # -- output --------------------------------------------------------------------------------

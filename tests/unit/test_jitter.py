@@ -167,12 +167,38 @@ def test_ssrc_change_releases_old_stream_and_restarts_sequencing() -> None:
     assert [f.sequence_number for f in jb.pop(0.06)] == [8]
 
 
-def test_huge_forward_jump_resyncs_instead_of_concealing_minutes() -> None:
+def test_confirmed_forward_jump_restarts_instead_of_concealing_minutes() -> None:
     jb = JitterBuffer(60, resync_gap_frames=100)
     jb.push(pkt(0), 0.0)
     jb.push(pkt(5000), 0.02)
-    assert [f.sequence_number for f in jb.pop(0.02)] == [0, 5000]
-    assert jb.stats.lost == 0 and jb.stats.resets == 1
+    assert [f.sequence_number for f in jb.pop(0.02)] == [0]
+    jb.push(pkt(5001), 0.04)
+    assert [f.sequence_number for f in jb.pop(0.04)] == [5001]
+    assert jb.stats.lost == 0 and jb.stats.resets == 1 and jb.stats.jumps == 1
+
+
+def test_one_stray_sequence_number_does_not_derail_the_stream() -> None:
+    jb = JitterBuffer(60, resync_gap_frames=100)
+    jb.push(pkt(0), 0.0)
+    jb.push(pkt(30000), 0.01)  # garbage far ahead
+    jb.push(pkt(1), 0.02)
+    jb.push(pkt(40000), 0.03)  # far behind (wrapped)
+    jb.push(pkt(2), 0.04)
+    out = jb.pop(0.04)
+    assert [f.sequence_number for f in out] == [0, 1, 2]
+    assert jb.stats.jumps == 2 and jb.stats.resets == 0 and jb.stats.lost == 0
+
+
+def test_sequence_restart_backwards_with_same_ssrc_is_followed() -> None:
+    jb = JitterBuffer(60)
+    for i in range(5):
+        jb.push(pkt(20000 + i), i * 0.02)
+    jb.push(pkt(100), 0.10)
+    jb.push(pkt(101), 0.12)
+    jb.push(pkt(102), 0.14)
+    received = [f.sequence_number for f in jb.pop(0.14)]
+    assert received == [20000, 20001, 20002, 20003, 20004, 101, 102]
+    assert jb.stats.resets == 1 and jb.stats.late == 0
 
 
 def test_drain_releases_everything_buffered() -> None:
