@@ -921,6 +921,12 @@ class PbxSim:
         br.members.append(ch)
         ch.bridge = br
         self.emit_channel(ch, "ChannelEnteredBridge", bridge=br.json())
+        # Recorded: an externalMedia channel bridged with the caller takes the caller's identity
+        # as its connected line (ChannelConnectedLine right after the second EnteredBridge).
+        sip = [m for m in br.members if m.kind != "external"]
+        if ch.kind == "external" and sip:
+            ch.snap.connected = Party(sip[0].snap.caller.name, sip[0].snap.caller.number)
+            self.emit_channel(ch, "ChannelConnectedLine")
         self._update_bridge_mode(br)
 
     def _remove_from_bridge(self, br: SimBridge, ch: SimChannel) -> None:
