@@ -330,8 +330,9 @@ async def test_server_down_for_a_while_then_back(fake: FakeAri) -> None:
     assert 4 <= len(delays) <= 20
     assert max(delays) <= 0.2
     assert delays[-1] >= 0.1
-    # 0.8 s of outage at 5 ms per tick: the loop was never blocked for long.
-    assert ticker.ticks >= 60
+    # 0.8 s of outage at 5 ms per tick is ~160 ticks on an idle box; a starved loop gives 0.
+    # The bound leaves room for a 2-core machine shared with other test runs.
+    assert ticker.ticks >= 20
 
 
 async def test_wrong_password_stops_quickly_with_a_clear_error(fake: FakeAri) -> None:
@@ -524,6 +525,11 @@ async def test_connection_failures_and_bad_responses(fake: FakeAri) -> None:
             AriError, match=r"unexpected response: Channel: missing required field 'id'"
         ):
             await ari.get_channel("odd")
+    fake.rest_delay_s = 0.5
+    async with AriClient(config(fake, request_timeout_s=0.1)) as ari:
+        with pytest.raises(AriConnectionError, match="no answer within 0.1 s"):
+            await ari.answer(CALLER)
+    fake.rest_delay_s = 0.0
     port = fake.port
     await fake.stop()
     closed = AriConfig(url=f"http://127.0.0.1:{port}/ari", password="secret", request_timeout_s=1)

@@ -70,6 +70,8 @@ class FakeAri:
         """Every websocket upgrade attempt, accepted or not."""
         self.ws_refuse_status: int | None = None
         """Answer upgrades with this HTTP status (a half-started Asterisk answered 404)."""
+        self.rest_delay_s = 0.0
+        """Answer REST requests this late (a stalled Asterisk)."""
         self.hooks: dict[tuple[str, str], Hook] = {}
         """(method, path) → coroutine run after the response is sent (to emit events)."""
         self._answers: dict[tuple[str, str, Query | None], deque[tuple[int, Any]]] = {}
@@ -173,6 +175,8 @@ class FakeAri:
         text = await request.text()
         recorded = self._record(request, json.loads(text) if text else None)
         self.requests.append(recorded)
+        if self.rest_delay_s:
+            await asyncio.sleep(self.rest_delay_s)
         if not self._authorized(request):
             return self._unauthorized()
         answers = self._answers.get((recorded.method, recorded.path, recorded.query))
