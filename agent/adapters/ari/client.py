@@ -307,7 +307,9 @@ class AriClient:
     # -- event delivery ----------------------------------------------------------------------
 
     def subscribe(self, maxsize: int | None = None) -> EventStream:
-        """Every event of the application, plus ``Connected``/``Disconnected`` signals."""
+        """Every event of the application, plus ``Connected``/``Disconnected`` signals (only
+        subscribers get those, not call streams). Subscribe before :meth:`start` to see the first
+        ``Connected``."""
         stream = EventStream("subscriber", maxsize or self._queue_size, self._unsubscribe)
         self._subscribers.append(stream)
         if self._fatal is not None:
