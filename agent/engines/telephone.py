@@ -104,10 +104,10 @@ def _engine(voice: CallerVoice) -> EspeakTts | PiperTts:
             engine = (
                 PiperTts(cfg, deterministic=True)
                 if voice.backend == "piper"
-                # In-process libespeak-ng (pyttsx3) varies by a few samples from one render to the
-                # next; a fresh espeak-ng process per render is exactly repeatable, which test
-                # callers need. pyttsx3 remains the fallback where the command is missing.
-                else EspeakTts(cfg, use_pyttsx3=shutil.which("espeak-ng") is None)
+                # In-process libespeak-ng varies by a few samples from one render of a text to the
+                # next (its noise sources keep state); a fresh espeak-ng process per render is
+                # exactly repeatable, which test callers need. In-process is the fallback.
+                else EspeakTts(cfg, in_process=shutil.which("espeak-ng") is None)
             )
             _engines[voice.name] = engine
         return engine

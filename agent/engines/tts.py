@@ -3,9 +3,10 @@
 Engines are synchronous and small (``TtsEngine``); the runtime moves them off the event loop
 (``agent.runtime.prompts``). Two backends:
 
-- ``EspeakTts``: espeak-ng through pyttsx3 (the design card's package). Instant (~15 ms per prompt),
-  robotic. If pyttsx3 cannot initialise (no ``libespeak-ng`` it can load), the ``espeak-ng`` command
-  is run directly instead; the log says which one is used.
+- ``EspeakTts``: espeak-ng in-process through pyttsx3's binding of libespeak-ng (the design card's
+  package; see ``_LibEspeak`` for why its engine loop is bypassed). Instant (~15 ms per prompt),
+  robotic. If the library cannot be loaded, the ``espeak-ng`` command is run instead; the log says
+  which one is used.
 - ``PiperTts``: the natural Piper voice. piper-tts is GPL-3.0-or-later, so it is an optional extra
   (``pip install 'medagent[piper]'``), imported only when this backend is built.
 
@@ -16,6 +17,7 @@ ear (times, titles, phone numbers) before synthesis.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import re
@@ -190,52 +192,83 @@ def _require_text(text: str) -> str:
 # espeak-ng
 
 # libespeak-ng is one global synthesizer per process (voice, rate and the output callback are
-# process-wide, and pyttsx3 caches one engine per driver), so every espeak render in the process is
-# serialised on this lock, whichever EspeakTts instance asks.
+# process-wide), so every in-process render is serialised on this lock, whichever EspeakTts asks.
 _ESPEAK_LOCK = threading.Lock()
 
 
-def _quiet(*_args: object, **_kwargs: object) -> None:
-    """Stands in for ``print`` inside pyttsx3's espeak driver (see ``_load_pyttsx3``)."""
+class _LibEspeak:
+    """libespeak-ng in its synchronous mode, through pyttsx3's ctypes binding.
 
+    pyttsx3's own engine loop is not used: it runs libespeak-ng in the asynchronous retrieval mode
+    and was measured here to (a) apply a voice or rate change one render late when two
+    ``EspeakTts`` alternate, (b) differ by a few samples from one render of the same text to the
+    next, and (c) now and then write an empty file; it also prints "Audio saved to …" on stdout.
+    Synchronous mode returns from ``Synth`` with every sample delivered, so none of that happens.
+    """
 
-def _load_pyttsx3() -> Any:
-    import pyttsx3
-    import pyttsx3.drivers.espeak as espeak_driver
+    _instance: _LibEspeak | None = None
 
-    # The driver prints "Audio saved to <file>" on stdout after every save_to_file
-    # (drivers/espeak.py). stdout may carry a command's JSON output, and swapping sys.stdout
-    # process-wide would also swallow other threads' writes, so only this module's `print` is
-    # shadowed.
-    espeak_driver.print = _quiet
-    return pyttsx3.init("espeak")
+    def __init__(self) -> None:
+        from pyttsx3.drivers import _espeak  # loads libespeak-ng; raises when it is missing
+
+        self._lib: Any = _espeak
+        rate = _espeak.Initialize(_espeak.AUDIO_OUTPUT_SYNCHRONOUS, 500)
+        if rate <= 0:
+            raise RuntimeError("libespeak-ng failed to initialise")
+        self.sample_rate = int(rate)
+        self._chunks: list[bytes] = []
+        _espeak.SetSynthCallback(self._on_synth)
+
+    @classmethod
+    def get(cls) -> _LibEspeak:
+        """The process's one instance (libespeak-ng cannot be initialised twice). Hold the lock."""
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def _on_synth(self, wav: Any, numsamples: int, _events: Any) -> int:
+        if numsamples > 0:
+            self._chunks.append(ctypes.string_at(wav, numsamples * 2))
+        return 0  # 0 = go on synthesizing
+
+    def render(self, text: str, voice: str, rate_wpm: int) -> Float:
+        lib = self._lib
+        if lib.SetVoiceByName(voice.encode()) != lib.EE_OK:
+            raise EngineError(f"espeak-ng has no voice {voice!r} (see: espeak-ng --voices)")
+        lib.SetParameter(lib.RATE, rate_wpm, 0)
+        self._chunks = []
+        if lib.Synth(text, flags=lib.ENDPAUSE | lib.CHARS_UTF8) != lib.EE_OK:
+            raise EngineError("libespeak-ng refused the text")
+        pcm = np.frombuffer(b"".join(self._chunks), dtype="<i2")
+        self._chunks = []
+        return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
 
 
 class EspeakTts:
-    """espeak-ng through pyttsx3, or the ``espeak-ng`` command when pyttsx3 cannot start."""
+    """espeak-ng in-process (pyttsx3's binding of libespeak-ng), or the ``espeak-ng`` command when
+    the library cannot be loaded."""
 
     backend = "espeak"
     sample_rate = TELEPHONE_RATE
 
-    def __init__(self, cfg: TtsConfig, *, use_pyttsx3: bool = True) -> None:
+    def __init__(self, cfg: TtsConfig, *, in_process: bool = True) -> None:
         self.voice = cfg.voice
         self.rate_wpm = cfg.rate_wpm
         self.peak_dbfs = cfg.peak_dbfs
-        self._engine: Any = None
-        self._command: str | None = None
-        if use_pyttsx3:
+        self._lib: _LibEspeak | None = None
+        if in_process:
             try:
-                self._engine = _load_pyttsx3()
-            except Exception as exc:  # pyttsx3 raises RuntimeError, OSError, ImportError …
-                log.warning("tts_pyttsx3_unavailable", error=f"{type(exc).__name__}: {exc}")
-        if self._engine is None:
-            self._command = shutil.which("espeak-ng") or shutil.which("espeak")
-            if self._command is None:
-                raise EngineError(
-                    "espeak-ng is not available: pyttsx3 could not initialise and no espeak-ng "
-                    "command is on PATH (apt-get install espeak-ng)"
-                )
-        self.driver = "pyttsx3" if self._engine is not None else "espeak-ng-cli"
+                with _ESPEAK_LOCK:
+                    self._lib = _LibEspeak.get()
+            except Exception as exc:  # ImportError, OSError, RuntimeError from the binding
+                log.warning("tts_libespeak_unavailable", error=f"{type(exc).__name__}: {exc}")
+        self._command = shutil.which("espeak-ng") or shutil.which("espeak")
+        if self._lib is None and self._command is None:
+            raise EngineError(
+                "espeak-ng is not available: libespeak-ng could not be loaded through pyttsx3 "
+                "and no espeak-ng command is on PATH (apt-get install espeak-ng)"
+            )
+        self.driver = "libespeak-ng" if self._lib is not None else "espeak-ng-cli"
         log.info("tts_ready", backend=self.backend, driver=self.driver, voice=self.voice)
 
     @property
@@ -250,25 +283,17 @@ class EspeakTts:
         """The voice's own output (float32 mono at its native 22.05 kHz), before any telephone
         processing; the caller synthesizer in ``engines.telephone`` starts from this."""
         said = _require_text(text)
+        if self._lib is not None:
+            with _ESPEAK_LOCK:
+                samples = self._lib.render(said, self.voice, self.rate_wpm)
+                rate = self._lib.sample_rate
+            if samples.size == 0:
+                raise EngineError(f"espeak-ng produced no audio (voice {self.voice!r})")
+            return samples, rate
         with tempfile.TemporaryDirectory(prefix="medagent-tts-") as tmp:
             path = Path(tmp) / "speech.wav"
-            with _ESPEAK_LOCK:
-                if self._engine is not None:
-                    self._render_pyttsx3(said, path)
-                else:
-                    self._render_cli(said, path)
-            if not path.exists() or path.stat().st_size <= 44:
-                raise EngineError(f"espeak-ng produced no audio (voice {self.voice!r})")
-            return read_wav(path)
-
-    def _render_pyttsx3(self, text: str, path: Path) -> None:
-        try:
-            self._engine.setProperty("voice", self.voice)
-            self._engine.setProperty("rate", self.rate_wpm)
-            self._engine.save_to_file(text, str(path))
-            self._engine.runAndWait()
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(f"espeak-ng (pyttsx3) failed: {exc}") from exc
+            self._render_cli(said, path)
+            return _read_render(path, self.voice)
 
     def _render_cli(self, text: str, path: Path) -> None:
         assert self._command is not None
@@ -282,6 +307,12 @@ class EspeakTts:
         if done.returncode != 0:
             reason = done.stderr.decode(errors="replace").strip()
             raise EngineError(f"espeak-ng exited with {done.returncode}: {reason}")
+
+
+def _read_render(path: Path, voice: str) -> tuple[Float, int]:
+    if not path.exists() or path.stat().st_size <= 44:  # 44 bytes: a WAV header and no samples
+        raise EngineError(f"espeak-ng produced no audio (voice {voice!r})")
+    return read_wav(path)
 
 
 # --------------------------------------------------------------------------------------------------

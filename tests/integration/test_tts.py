@@ -56,25 +56,28 @@ def espeak() -> EspeakTts:
     return EspeakTts(TtsConfig())
 
 
-def test_espeak_through_pyttsx3_gives_8k_mulaw_speech(
+def test_espeak_in_process_gives_8k_mulaw_speech(
     espeak: EspeakTts, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert espeak.driver == "pyttsx3"
+    assert espeak.driver == "libespeak-ng"
     ulaw = espeak.synthesize(SENTENCE)
     check_speech(ulaw, words=14)
-    # pyttsx3's "Audio saved to …" must not reach stdout (it may carry a command's JSON).
+    # Nothing on stdout (pyttsx3's engine prints "Audio saved to …"; stdout may carry JSON).
     assert capsys.readouterr().out == ""
 
 
 def test_espeak_command_fallback_gives_the_same_kind_of_audio() -> None:
-    tts = EspeakTts(TtsConfig(), use_pyttsx3=False)
+    tts = EspeakTts(TtsConfig(), in_process=False)
     assert tts.driver == "espeak-ng-cli"
     check_speech(tts.synthesize(SENTENCE), words=14)
 
 
-def test_slower_rate_gives_longer_audio(espeak: EspeakTts) -> None:
-    slow = EspeakTts(dataclasses.replace(TtsConfig(), rate_wpm=100))
-    assert len(slow.synthesize(SENTENCE)) > 1.4 * len(espeak.synthesize(SENTENCE))
+def test_voice_and_rate_apply_to_the_very_next_render(espeak: EspeakTts) -> None:
+    # Engines of different rates share one libespeak-ng; alternating them must not leak settings
+    # (through pyttsx3's engine loop a change took effect one render late).
+    slow = EspeakTts(dataclasses.replace(TtsConfig(), rate_wpm=100, voice="en-us+f3"))
+    lengths = [len(e.synthesize(SENTENCE)) for e in (espeak, slow, espeak, slow, espeak)]
+    assert min(lengths[1::2]) > 1.4 * max(lengths[0::2])
 
 
 def test_espeak_is_safe_from_several_threads(espeak: EspeakTts) -> None:
@@ -96,6 +99,14 @@ def test_espeak_is_safe_from_several_threads(espeak: EspeakTts) -> None:
 def test_text_with_nothing_to_say_is_refused(espeak: EspeakTts) -> None:
     with pytest.raises(ValueError, match="nothing to say"):
         espeak.synthesize("  ...  ")
+
+
+def test_an_unknown_espeak_voice_is_an_engine_error() -> None:
+    from agent.errors import EngineError
+
+    tts = EspeakTts(dataclasses.replace(TtsConfig(), voice="xx-nowhere"))
+    with pytest.raises(EngineError, match="espeak-ng has no voice 'xx-nowhere'"):
+        tts.synthesize("hello")
 
 
 def test_text_is_rewritten_for_the_ear() -> None:
