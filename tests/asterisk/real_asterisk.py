@@ -696,6 +696,9 @@ class RealCaller:
                 "timeout": str(timeout_s),
                 "channelId": channel_id,
                 "otherChannelId": channel_id + "-2",
+                # Without it the Local channel is created with every format, negotiates slin192
+                # and resamples: the audio then reaches the far end close but not bit-exact.
+                "formats": "ulaw",
             },
         )
         if r.status_code != 200:
