@@ -323,6 +323,8 @@ def subject_of(words_before: list[str]) -> Literal["self", "other"]:
     """Who a finding is about, from the nearest subject before it: "my son ..." is someone else."""
     for index in range(len(words_before) - 1, max(-1, len(words_before) - 1 - SUBJECT_WINDOW), -1):
         word = words_before[index]
+        if word.endswith("s") and word[:-1] in RELATIONS:
+            word = word[:-1]  # "my husband's incision" (folded "husbands")
         previous = words_before[index - 1] if index > 0 else ""
         if word in RELATIONS and previous in _POSSESSIVES | {"a", "an", "este", "esta"}:
             return "other"

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.core.negation import Folded, fold, is_negated, subject_of
+from agent.core.negation import (
+    NEGATION_CUES,
+    PSEUDO_NEGATION_NEXT,
+    Folded,
+    fold,
+    is_negated,
+    subject_of,
+)
 from agent.core.understanding import RedFlag, Urgency
 from agent.errors import ConfigError
 
@@ -51,7 +58,7 @@ _RULE_KEYS = frozenset(
 _GROUP_KEYS = frozenset({"name", "phrases", "phrases_es", "patterns", "patterns_es", "note"})
 _PACK_KEYS = frozenset({"description", "rule"})
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_WILDCARD_WORDS = 3
+_WILDCARD_WORDS = 4
 """A lone ``*`` in a phrase stands for up to this many words ("pain in * chest")."""
 
 
@@ -60,6 +67,8 @@ class _Matcher:
     """The phrases and patterns of one rule or ``requires`` group, compiled per language."""
 
     by_lang: dict[str, re.Pattern[str]]
+    literal_words: frozenset[str]
+    """Words written in the phrases and patterns themselves ("no" in "no wet diapers")."""
 
     def find(
         self, folded: Folded, langs: Iterable[str], *, negatable: bool
@@ -70,10 +79,22 @@ class _Matcher:
             if rx is None:
                 continue
             for m in rx.finditer(folded.text):
-                if negatable and is_negated(folded.words_before(m.start())):
+                if negatable and (
+                    is_negated(folded.words_before(m.start()))
+                    or self._negated_inside(m.group().split())
+                ):
                     continue
                 return m
         return None
+
+    def _negated_inside(self, words: list[str]) -> bool:
+        """A negation that a wildcard let in: "defibrillator has not shocked me"."""
+        for index, word in enumerate(words):
+            if word in NEGATION_CUES and word not in self.literal_words:
+                following = words[index + 1] if index + 1 < len(words) else ""
+                if following not in PSEUDO_NEGATION_NEXT:
+                    return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -157,7 +178,8 @@ class Triage:
                     urgency=rule.urgency,
                     label=rule.label,
                     matched=folded.original(m.start(), m.end()),
-                    subject=subject_of(folded.words_before(m.start())),
+                    # The match's own words count too: "le duele el pecho" is about him or her.
+                    subject=subject_of(folded.words_before(m.end())),
                 )
             )
         flags.sort(key=lambda f: 0 if f.urgency == "emergency" else 1)
@@ -253,6 +275,7 @@ def _parse_rule(raw: Any, *, file: str, pack: str, index: int) -> Rule:
 
 def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
     by_lang: dict[str, re.Pattern[str]] = {}
+    literal: set[str] = set()
     for lang in LANGS:
         suffix = "" if lang == "en" else f"_{lang}"
         parts: list[str] = []
@@ -266,6 +289,7 @@ def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
                 if not value.strip():
                     raise ConfigError(f"empty entry in {key + suffix}", file=file, key=where)
                 parts.append(to_regex(value, file=file, where=f"{where}.{key + suffix}"))
+                literal.update(re.findall(r"[a-z]+", fold(value).text))
         if parts:
             # Whole words only: folded text has a space at each end and between words.
             by_lang[lang] = re.compile("(?<= )(?:" + "|".join(parts) + ")(?= )")
@@ -273,7 +297,7 @@ def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
         raise ConfigError(
             "no phrases or patterns: the rule could never match", file=file, key=where
         )
-    return _Matcher(by_lang=by_lang)
+    return _Matcher(by_lang=by_lang, literal_words=frozenset(literal))
 
 
 def _phrase_regex(phrase: str, *, file: str, where: str) -> str:
