@@ -113,30 +113,56 @@ def _engine(voice: CallerVoice) -> EspeakTts | PiperTts:
         return engine
 
 
+ALIASES = {"piper": "joe"}
+"""Other names callers may use for a voice."""
+
+
+def caller_voice(name: str) -> CallerVoice:
+    """The voice ``name`` names: a key of ``VOICES``, an alias, or ``espeak:<espeak-ng voice>``
+    (any voice ``espeak-ng --voices`` lists, e.g. ``espeak:en-us+f3``, at 160 wpm)."""
+    name = ALIASES.get(name, name)
+    if name in VOICES:
+        return VOICES[name]
+    if name.startswith("espeak:") and len(name) > len("espeak:"):
+        espeak_voice = name.removeprefix("espeak:")
+        language = espeak_voice.split("+")[0].split("-")[0]
+        return CallerVoice(name, "espeak", language, espeak_voice, 160, "espeak-ng " + espeak_voice)
+    known = ", ".join([*VOICES, *ALIASES])
+    raise ValueError(f"unknown voice {name!r}; expected one of: {known}, or espeak:<voice>")
+
+
 def synthesize_caller(
     text: str,
     voice: str = "us-male",
     *,
     noise_db: float | None = None,
     seed: int = 0,
+    snr_db: float | None = None,
     hum_db: float | None = None,
     level_dbfs: float = -20.0,
 ) -> bytes:
-    """``text`` spoken by ``voice`` over a telephone line, as 8 kHz μ-law.
+    """``text`` spoken by ``voice`` (see ``caller_voice``) over a telephone line, as 8 kHz μ-law.
 
-    ``noise_db``: signal-to-noise ratio of the speech over the line hiss, in dB (``None``: no
-    hiss). ``hum_db``: speech over mains hum, in dB (``None``: no hum). ``seed`` fixes the noise.
-    ``level_dbfs``: the speech's active level. Raises ``ValueError`` for an unknown voice and
-    ``EngineError`` when the voice's synthesizer is missing.
+    The speech's active level is ``level_dbfs`` (default -20 dBFS). Line hiss is given either as
+    ``noise_db``, its level in dBFS (-45 is a quiet line, -30 a noisy one), or as ``snr_db``, how
+    far below the speech it sits; ``None`` for both: no hiss. ``hum_db``: mains hum this many dB
+    below the speech. ``seed`` fixes the hiss and hum. Raises ``ValueError`` for an unknown voice or
+    contradictory levels and ``EngineError`` when the voice's synthesizer is missing.
     """
-    try:
-        spec = VOICES[voice]
-    except KeyError:
-        raise ValueError(f"unknown voice {voice!r}; expected one of: {', '.join(VOICES)}") from None
+    if noise_db is not None:
+        if snr_db is not None:
+            raise ValueError("give the hiss as noise_db (a level in dBFS) or snr_db, not both")
+        if noise_db > 0:
+            raise ValueError(
+                f"noise_db is the hiss level in dBFS and must be <= 0, got {noise_db}; "
+                "for a signal-to-noise ratio pass snr_db"
+            )
+        snr_db = level_dbfs - noise_db
+    spec = caller_voice(voice)
     samples, rate = _engine(spec).synthesize_samples(text)
     return float_to_ulaw(
         telephone_channel(
-            samples, rate, snr_db=noise_db, hum_db=hum_db, seed=seed, level_dbfs=level_dbfs
+            samples, rate, snr_db=snr_db, hum_db=hum_db, seed=seed, level_dbfs=level_dbfs
         )
     )
 

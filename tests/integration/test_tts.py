@@ -309,9 +309,9 @@ def test_build_tts_falls_back_to_espeak_when_piper_cannot_load(tmp_path: Path) -
 
 def test_espeak_callers_are_band_limited_and_repeatable() -> None:
     assert {"us-male", "us-female", "gb-male", "elderly", "es"} <= set(available_voices())
-    a = synthesize_caller(SENTENCE, "us-female", noise_db=20, seed=5)
-    assert a == synthesize_caller(SENTENCE, "us-female", noise_db=20, seed=5)
-    assert a != synthesize_caller(SENTENCE, "us-female", noise_db=20, seed=6)
+    a = synthesize_caller(SENTENCE, "us-female", noise_db=-40, seed=5)
+    assert a == synthesize_caller(SENTENCE, "us-female", noise_db=-40, seed=5)
+    assert a != synthesize_caller(SENTENCE, "us-female", noise_db=-40, seed=6)
     x = ulaw_to_float(synthesize_caller(SENTENCE, "us-female"))
     freqs, psd = welch(x, fs=8000, nperseg=512)
 
@@ -324,9 +324,13 @@ def test_espeak_callers_are_band_limited_and_repeatable() -> None:
 
 def test_caller_snr_holds_on_real_speech() -> None:
     clean = ulaw_to_float(synthesize_caller(SENTENCE, "us-male"))
-    noisy = ulaw_to_float(synthesize_caller(SENTENCE, "us-male", noise_db=12, seed=1))
+    noisy = ulaw_to_float(synthesize_caller(SENTENCE, "us-male", snr_db=12, seed=1))
     hiss = noisy.astype(np.float64) - clean
     assert 20 * np.log10(speech_level(clean) / np.std(hiss)) == pytest.approx(12, abs=1.0)
+    # The same hiss given as a level: -35 dBFS under speech at -20 dBFS is 15 dB down.
+    quiet = ulaw_to_float(synthesize_caller(SENTENCE, "us-male", noise_db=-35, seed=1))
+    hiss = quiet.astype(np.float64) - clean
+    assert 20 * np.log10(np.std(hiss)) == pytest.approx(-35, abs=1.0)
 
 
 def test_elderly_voice_is_slower_and_spanish_voice_speaks_spanish() -> None:
@@ -351,6 +355,6 @@ def test_piper_gives_8k_mulaw_speech() -> None:
 @pytest.mark.skipif(not HAS_PIPER, reason=NO_PIPER)
 def test_piper_caller_is_repeatable() -> None:
     assert "joe" in available_voices()
-    a = synthesize_caller(SENTENCE, "joe", noise_db=25, seed=2)
-    assert a == synthesize_caller(SENTENCE, "joe", noise_db=25, seed=2)
+    a = synthesize_caller(SENTENCE, "joe", noise_db=-45, seed=2)
+    assert a == synthesize_caller(SENTENCE, "joe", noise_db=-45, seed=2)
     assert 14 / 4.5 < len(a) / 8000 < 14 / 1.8
