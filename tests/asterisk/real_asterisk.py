@@ -522,6 +522,10 @@ class AriEvents:
                 self._changed.clear()
                 await self._changed.wait()
 
+    async def wait_closed(self, timeout_s: float = 5.0) -> None:
+        """Wait until Asterisk (or the network) ends this websocket."""
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout_s)
+
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == type_]
 
