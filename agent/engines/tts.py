@@ -200,10 +200,12 @@ class _LibEspeak:
     """libespeak-ng in its synchronous mode, through pyttsx3's ctypes binding.
 
     pyttsx3's own engine loop is not used: it runs libespeak-ng in the asynchronous retrieval mode
-    and was measured here to (a) apply a voice or rate change one render late when two
-    ``EspeakTts`` alternate, (b) differ by a few samples from one render of the same text to the
-    next, and (c) now and then write an empty file; it also prints "Audio saved to …" on stdout.
-    Synchronous mode returns from ``Synth`` with every sample delivered, so none of that happens.
+    and was measured here to apply a voice or rate change one render late when two ``EspeakTts``
+    alternate, and now and then (about 1 render in 100) to write an empty file; it also prints
+    "Audio saved to …" on stdout. Synchronous mode returns from ``Synth`` with every sample
+    delivered. Either way, two in-process renders of one text differ by a few samples (the
+    library's noise sources keep state), so repeatable audio needs the command
+    (``in_process=False``).
     """
 
     _instance: _LibEspeak | None = None
