@@ -1,0 +1,382 @@
+"""``medagent eval``: how well we understand callers, measured on a labelled development set.
+
+Text mode runs the ``Understander`` over every utterance of ``tests/data/nlu/dev.jsonl`` and reports
+intent accuracy (with a confusion matrix), recall per urgency, routine over-triage (routine calls we
+would escalate), red-flag recall and accuracy per language and per note (``asr``, ``elderly``…).
+``--audio`` first turns each English utterance into a phone call in several voices
+(``agent.engines.telephone.synthesize_caller``) and transcribes it with the STT engine, reporting WER
+and the same measures per voice. ``--strict`` exits 1 when a target in ``TARGETS`` is missed.
+
+The scoring (``score``) is pure: labelled items and results in, a ``Report`` out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.config import Config, load_config
+from agent.configcmd import resolve_config_path
+from agent.core.understanding import INTENTS, URGENCIES, Understanding
+from agent.engines.nlu.classifier import normalize
+from agent.errors import ConfigError, EngineError
+
+DEV_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "nlu" / "dev.jsonl"
+DEFAULT_VOICES = ("piper", "espeak:en-us", "espeak:en-us+f3")
+
+TARGETS: dict[str, tuple[str, float]] = {
+    "intent_accuracy": (">=", 0.95),
+    "emergency_recall": (">=", 1.0),
+    "urgent_recall": (">=", 0.95),
+    "routine_over_triage": ("<=", 0.05),
+}
+"""The release bar for text input (see tests/integration/test_nlu_model.py)."""
+
+_RANK = {"routine": 0, "urgent": 1, "emergency": 2}
+_FIELDS = ("text", "intent", "urgency", "red_flags", "lang")
+
+
+@dataclass(frozen=True)
+class DevItem:
+    text: str
+    intent: str
+    urgency: str
+    red_flags: tuple[str, ...]
+    lang: str
+    notes: tuple[str, ...] = ()
+
+
+def parse_item(line: str, *, where: str = "<line>") -> DevItem:
+    """One JSON line of a labelled set. Raises ``ValueError`` naming the line and the field."""
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected an object")
+    missing = [f for f in _FIELDS if f not in raw]
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    if raw["intent"] not in INTENTS:
+        raise ValueError(f"{where}: unknown intent {raw['intent']!r}")
+    if raw["urgency"] not in URGENCIES:
+        raise ValueError(f"{where}: unknown urgency {raw['urgency']!r}")
+    if raw["lang"] not in ("en", "es"):
+        raise ValueError(f"{where}: unknown lang {raw['lang']!r}; expected en or es")
+    if not isinstance(raw["red_flags"], list):
+        raise ValueError(f"{where}: red_flags must be a list of rule ids")
+    if raw["red_flags"] and raw["urgency"] == "routine":
+        raise ValueError(f"{where}: red flags {raw['red_flags']} on a routine item")
+    return DevItem(
+        text=str(raw["text"]),
+        intent=raw["intent"],
+        urgency=raw["urgency"],
+        red_flags=tuple(raw["red_flags"]),
+        lang=raw["lang"],
+        notes=tuple(raw.get("notes", ())),
+    )
+
+
+def load_set(path: str | Path = DEV_SET) -> list[DevItem]:
+    items = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                items.append(parse_item(line, where=f"{path}:{number}"))
+    return items
+
+
+@dataclass
+class Report:
+    n: int
+    intent_accuracy: float
+    confusion: dict[str, dict[str, int]]
+    """gold intent → predicted intent → count."""
+    urgency_recall: dict[str, float]
+    """Share of the items of each gold urgency we rated at least as urgent (routine: exactly)."""
+    routine_over_triage: float
+    red_flag_recall: float
+    accuracy_by_lang: dict[str, float]
+    accuracy_by_note: dict[str, float]
+    misses: list[dict[str, Any]] = field(default_factory=list)
+    """Items we got wrong (intent or urgency). Dev-set text only, never callers' words."""
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "intent_accuracy": self.intent_accuracy,
+            "emergency_recall": self.urgency_recall.get("emergency", 1.0),
+            "urgent_recall": self.urgency_recall.get("urgent", 1.0),
+            "routine_over_triage": self.routine_over_triage,
+        }
+
+    def failures(self, targets: dict[str, tuple[str, float]] = TARGETS) -> list[str]:
+        out = []
+        values = self.metrics()
+        for name, (op, bound) in targets.items():
+            value = values[name]
+            ok = value >= bound if op == ">=" else value <= bound
+            if not ok:
+                out.append(f"{name} {value:.3f} (target {op} {bound})")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            **{k: round(v, 4) for k, v in self.metrics().items()},
+            "urgency_recall": _rounded(self.urgency_recall),
+            "red_flag_recall": round(self.red_flag_recall, 4),
+            "accuracy_by_lang": _rounded(self.accuracy_by_lang),
+            "accuracy_by_note": _rounded(self.accuracy_by_note),
+            "confusion": self.confusion,
+            "misses": self.misses,
+            "failures": self.failures(),
+        }
+
+
+def score(items: Sequence[DevItem], results: Sequence[Understanding]) -> Report:
+    if len(items) != len(results):
+        raise ValueError(f"{len(items)} items but {len(results)} results")
+    confusion: dict[str, dict[str, int]] = {g: dict.fromkeys(INTENTS, 0) for g in INTENTS}
+    by_urgency: dict[str, list[bool]] = defaultdict(list)
+    by_lang: dict[str, list[bool]] = defaultdict(list)
+    by_note: dict[str, list[bool]] = defaultdict(list)
+    flags_found = flags_total = 0
+    misses = []
+    for item, result in zip(items, results, strict=True):
+        confusion[item.intent][result.intent] += 1
+        right = item.intent == result.intent
+        by_lang[item.lang].append(right)
+        for note in item.notes:
+            by_note[note].append(right)
+        if item.urgency == "routine":
+            urgency_ok = result.urgency == "routine"
+        else:
+            urgency_ok = _RANK[result.urgency] >= _RANK[item.urgency]
+        by_urgency[item.urgency].append(urgency_ok)
+        found = {f.rule_id for f in result.red_flags}
+        flags_total += len(item.red_flags)
+        flags_found += sum(1 for f in item.red_flags if f in found)
+        if not (right and urgency_ok):
+            misses.append(
+                {
+                    "text": item.text,
+                    "intent": [item.intent, result.intent],
+                    "urgency": [item.urgency, result.urgency],
+                    "red_flags": [list(item.red_flags), sorted(found)],
+                    "confidence": round(result.confidence, 3),
+                }
+            )
+    correct = sum(confusion[g][g] for g in INTENTS)
+    routine = by_urgency.get("routine", [])
+    return Report(
+        n=len(items),
+        intent_accuracy=correct / len(items) if items else 0.0,
+        confusion=confusion,
+        urgency_recall={u: _share(v) for u, v in by_urgency.items()},
+        routine_over_triage=1.0 - _share(routine) if routine else 0.0,
+        red_flag_recall=flags_found / flags_total if flags_total else 1.0,
+        accuracy_by_lang={k: _share(v) for k, v in sorted(by_lang.items())},
+        accuracy_by_note={k: _share(v) for k, v in sorted(by_note.items())},
+        misses=misses,
+    )
+
+
+def word_error_rate(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edits, reference words) after the classifier's normalisation, so punctuation, case and
+    fillers are not counted as errors."""
+    ref = normalize(reference).split()
+    hyp = normalize(hypothesis).split()
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
+        previous = current
+    return previous[-1], len(ref)
+
+
+def _share(values: Iterable[bool]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+def _rounded(d: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Printing
+
+
+def format_report(report: Report, *, title: str = "text") -> str:
+    lines = [f"== {title}: {report.n} utterances"]
+    for name, value in report.metrics().items():
+        op, bound = TARGETS[name]
+        mark = "ok" if (value >= bound if op == ">=" else value <= bound) else "MISSED"
+        lines.append(f"{name:<22} {value:7.3f}   target {op} {bound:<5} {mark}")
+    lines.append(f"{'red_flag_recall':<22} {report.red_flag_recall:7.3f}")
+    for u, v in report.urgency_recall.items():
+        lines.append(f"recall[{u}]{'':<{13 - len(u)}} {v:7.3f}")
+    for k, v in report.accuracy_by_lang.items():
+        lines.append(f"accuracy[lang={k}]{'':<{7 - len(k)}} {v:7.3f}")
+    for k, v in report.accuracy_by_note.items():
+        lines.append(f"accuracy[{k}]{'':<{12 - len(k)}} {v:7.3f}")
+    short = {i: i[:6] for i in INTENTS}
+    lines.append("confusion (rows: labelled, columns: predicted)")
+    lines.append(" " * 15 + " ".join(f"{short[i]:>6}" for i in INTENTS))
+    for gold in INTENTS:
+        row = report.confusion[gold]
+        lines.append(f"{gold:<15}" + " ".join(f"{row[p]:>6}" for p in INTENTS))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# The command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", default=str(DEV_SET), help="labelled JSONL (default: the dev set)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N utterances")
+    parser.add_argument("--misses", action="store_true", help="list the utterances we got wrong")
+    parser.add_argument(
+        "--audio",
+        action="store_true",
+        help="synthesize the English utterances as phone calls, transcribe, report WER per voice",
+    )
+    parser.add_argument(
+        "--voices",
+        default=",".join(DEFAULT_VOICES),
+        help="comma-separated voices for --audio (as agent.engines.telephone names them)",
+    )
+    parser.add_argument(
+        "--noise-db", type=float, default=-45.0, help="line noise level for --audio (dBFS)"
+    )
+    parser.add_argument(
+        "--now",
+        default="2026-03-02T10:00:00-05:00",
+        help="the call's time, for relative dates (ISO 8601; fixed so runs compare)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.engines.nlu.pipeline import Understander
+
+    try:
+        cfg = load_config(resolve_config_path(args.config))
+        items = load_set(args.set)
+    except ConfigError as exc:
+        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"medagent eval: {exc}", file=sys.stderr)
+        return 2
+    if args.limit:
+        items = items[: args.limit]
+    now = datetime.fromisoformat(args.now)
+    try:
+        understander = Understander.from_config(cfg)
+    except EngineError as exc:
+        print(f"medagent eval: {exc}", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    results = [understander.understand(i.text, now=now) for i in items]
+    report = score(items, results)
+    out: dict[str, Any] = {"text": report.to_json()}
+    out["text"]["ms_per_utterance"] = round(
+        1000 * (time.perf_counter() - started) / max(len(items), 1), 3
+    )
+    failures = [f"text: {f}" for f in report.failures()]
+    if not args.json:
+        print(format_report(report))
+        if args.misses:
+            for miss in report.misses:
+                print(f"  miss: {json.dumps(miss, ensure_ascii=False)}")
+
+    if args.audio:
+        voices = [v for v in args.voices.split(",") if v]
+        english = [i for i in items if i.lang == "en"]
+        try:
+            per_voice = _audio_eval(cfg, understander, english, voices, args.noise_db, now)
+        except (EngineError, ImportError) as exc:
+            print(f"medagent eval --audio: {exc}", file=sys.stderr)
+            return 2
+        out["audio"] = per_voice
+        for voice, result in per_voice.items():
+            if result["emergency_recall"] < 1.0:
+                failures.append(f"audio[{voice}]: emergency_recall {result['emergency_recall']}")
+            if not args.json:
+                print(
+                    f"== audio voice={voice}: n={result['n']} wer={result['wer']:.3f} "
+                    f"intent_accuracy={result['intent_accuracy']:.3f} "
+                    f"emergency_recall={result['emergency_recall']:.3f} "
+                    f"stt_s_per_utterance={result['stt_s_per_utterance']:.2f}"
+                )
+    out["failures"] = failures
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    elif failures:
+        print("targets missed: " + "; ".join(failures))
+    return 1 if args.strict and failures else 0
+
+
+def _audio_eval(
+    cfg: Config,
+    understander: Any,
+    items: Sequence[DevItem],
+    voices: Sequence[str],
+    noise_db: float,
+    now: datetime,
+) -> dict[str, dict[str, Any]]:
+    import numpy as np
+
+    from agent.engines import stt, telephone
+
+    transcriber = stt.build_transcriber(cfg.stt)
+    prompt = _stt_prompt(cfg)
+    synthesize: Callable[..., Any] = telephone.synthesize_caller
+    per_voice: dict[str, dict[str, Any]] = {}
+    for voice in voices:
+        edits = words = 0
+        results = []
+        stt_s = 0.0
+        for seed, item in enumerate(items):
+            audio = synthesize(item.text, voice, noise_db=noise_db, seed=seed)
+            pcm = (
+                np.asarray(audio, dtype=np.int16).tobytes()
+                if not isinstance(audio, bytes)
+                else audio
+            )
+            t0 = time.perf_counter()
+            heard = transcriber.transcribe(pcm, prompt=prompt).text
+            stt_s += time.perf_counter() - t0
+            e, n = word_error_rate(item.text, heard)
+            edits, words = edits + e, words + n
+            results.append(understander.understand(heard, now=now, transcript=heard))
+        report = score(items, results)
+        per_voice[voice] = {
+            "n": report.n,
+            "wer": edits / words if words else 0.0,
+            **report.metrics(),
+            "red_flag_recall": report.red_flag_recall,
+            "stt_s_per_utterance": stt_s / max(len(items), 1),
+        }
+    return per_voice
+
+
+def _stt_prompt(cfg: Config) -> str:
+    from agent.engines.stt import build_prompt
+
+    return build_prompt(
+        cfg.practice.name, [p.name for p in cfg.practice.providers], extra=cfg.stt.vocabulary
+    )

@@ -1,0 +1,103 @@
+"""``Understander``: one caller utterance in, one ``Understanding`` out.
+
+    text ─┬─ lang.detect ───────────────┐
+          ├─ IntentClassifier.predict ──┤
+          ├─ extract_entities ──────────┼─► Understanding(intent, urgency, red_flags, entities)
+          └─ Triage.assess ─────────────┘
+
+Urgency is decided by the red flags, never by the classifier alone: a flag overrides the intent's
+default (emergency > urgent > routine), and ``symptoms`` without a flag is routine. The classifier's
+confidence is reported as is; the dialog compares it with ``NluConfig.min_confidence``.
+
+Synchronous and pure apart from the model: the call's time comes in as ``now``. The async side runs
+it through a bounded executor like the other engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from agent.config import Config, Provider
+from agent.core.understanding import INTENTS, Entity, RedFlag, Understanding, Urgency
+from agent.engines.nlu import lang as language
+from agent.engines.nlu.classifier import IntentClassifier, Prediction
+
+# Every intent is routine unless triage finds a red flag: a billing question that mentions chest
+# pain is an emergency because of the words, not because of the intent.
+DEFAULT_URGENCY: dict[str, Urgency] = dict.fromkeys(INTENTS, "routine")
+_RANK: dict[str, int] = {"routine": 0, "urgent": 1, "emergency": 2}
+
+EntityExtractor = Callable[..., list[Entity]]
+"""``extract_entities(text, *, now, tz, providers, lang) -> list[Entity]``."""
+
+
+class IntentModel(Protocol):
+    def predict(self, text: str) -> Prediction: ...
+
+
+class TriageRules(Protocol):
+    def assess(self, text: str, lang: str = "en") -> list[RedFlag]: ...
+
+
+class Understander:
+    def __init__(
+        self,
+        classifier: IntentModel,
+        triage: TriageRules,
+        extract_entities: EntityExtractor,
+        *,
+        providers: Sequence[Provider] = (),
+        timezone: str = "America/New_York",
+    ) -> None:
+        self._classifier = classifier
+        self._triage = triage
+        self._extract = extract_entities
+        self._providers = list(providers)
+        self._tz = timezone
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Understander:
+        """The trained model from ``cfg.nlu.model_dir`` (``EngineError`` with the fix when it is
+        missing), the base triage pack plus ``practice.specialty_packs``, and the entity rules."""
+        from agent.core.triage import Triage
+        from agent.engines.nlu.entities import extract_entities
+
+        classifier = IntentClassifier.load(cfg.nlu.model_dir)
+        triage = Triage.load(list(cfg.practice.specialty_packs))  # the base pack is always in
+        return cls(
+            classifier,
+            triage,
+            extract_entities,
+            providers=cfg.practice.providers,
+            timezone=cfg.practice.timezone,
+        )
+
+    def understand(
+        self, text: str, *, now: datetime, transcript: str | None = None
+    ) -> Understanding:
+        lang = language.detect(text)
+        prediction = self._classifier.predict(text)
+        flags = self._triage.assess(text, lang)
+        urgency = combine_urgency(DEFAULT_URGENCY[prediction.intent], flags)
+        entities = self._extract(text, now=now, tz=self._tz, providers=self._providers, lang=lang)
+        return Understanding(
+            text=text,
+            lang=lang,
+            intent=prediction.intent,
+            confidence=prediction.confidence,
+            urgency=urgency,
+            red_flags=flags,
+            entities=entities,
+            transcript=transcript,
+        )
+
+
+def combine_urgency(default: Urgency, flags: Sequence[RedFlag]) -> Urgency:
+    """The most urgent of the intent's default and every red flag."""
+    urgency = default
+    for flag in flags:
+        if _RANK[flag.urgency] > _RANK[urgency]:
+            urgency = flag.urgency
+    return urgency

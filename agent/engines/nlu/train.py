@@ -1,0 +1,208 @@
+"""``medagent nlu train``: build the intent model from the data the project owns.
+
+The training set is expanded from ``data/intents.yaml`` deterministically: templates are filled from
+the slot lists, and a seeded share of the examples gets a hesitant prefix, a second request or a
+typical speech-to-text slip. The model directory records a hash of the data files, this code and the
+spaCy version; ``--if-changed`` skips training when the hash matches (``make test`` relies on it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.config import NluConfig, load_config
+from agent.configcmd import resolve_config_path
+from agent.core.understanding import INTENTS
+from agent.engines.nlu import classifier
+from agent.engines.nlu.classifier import META_FILE, IntentClassifier
+from agent.errors import ConfigError
+from agent.log import get_logger
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_FILE = DATA_DIR / "intents.yaml"
+SEED = 1337
+EPOCHS = 12
+VARIANTS_PER_TEMPLATE = 8
+PREFIX_SHARE = 0.2
+MIXED_SHARE = 0.08
+ASR_SHARE = 0.15
+
+_SLOT = re.compile(r"\{(\w+)\}")
+log = get_logger(__name__)
+
+
+def load_data(path: Path = DATA_FILE) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("intents"), dict):
+        raise ValueError(f"{path}: expected a mapping with an 'intents' table")
+    missing = [i for i in INTENTS if i not in data["intents"]]
+    extra = [i for i in data["intents"] if i not in INTENTS]
+    if missing or extra:
+        raise ValueError(f"{path}: intents missing {missing}, unknown {extra}")
+    return data
+
+
+def expand(data: dict[str, Any], *, seed: int = SEED) -> list[tuple[str, str]]:
+    """All training pairs ``(text, intent)`` in a fixed order: same data + seed → same list."""
+    rng = random.Random(seed)
+    slots: dict[str, list[str]] = data.get("slots", {})
+    base: list[tuple[str, str]] = []
+    for intent in INTENTS:
+        spec = data["intents"][intent]
+        for template in spec.get("templates", []):
+            names = _SLOT.findall(template)
+            unknown = [n for n in names if n not in slots]
+            if unknown:
+                raise ValueError(f"template {template!r} of {intent}: unknown slot(s) {unknown}")
+            seen: set[str] = set()
+            for _ in range(VARIANTS_PER_TEMPLATE):
+                text = _SLOT.sub(lambda m: rng.choice(slots[m.group(1)]), template)
+                if text not in seen:
+                    seen.add(text)
+                    base.append((text, intent))
+        base.extend((text, intent) for text in spec.get("sentences", []))
+        base.extend((text, intent) for text in spec.get("es", []))
+
+    prefixes: list[str] = data.get("prefixes", [])
+    joiners: list[str] = data.get("joiners", [])
+    confusions: dict[str, list[str]] = data.get("asr_confusions", {})
+    english_by_intent = {
+        intent: [
+            t for t, i in base if i == intent and t not in data["intents"][intent].get("es", [])
+        ]
+        for intent in INTENTS
+    }
+    augmented: list[tuple[str, str]] = []
+    for text, intent in base:
+        if prefixes and rng.random() < PREFIX_SHARE:
+            augmented.append((f"{rng.choice(prefixes)} {text}", intent))
+        if joiners and rng.random() < MIXED_SHARE:
+            other = rng.choice([i for i in INTENTS if i != intent])
+            second = rng.choice(english_by_intent[other])
+            augmented.append((f"{text} {rng.choice(joiners)} {second}", intent))
+        if rng.random() < ASR_SHARE:
+            slipped = _asr_slip(text, confusions, rng)
+            if slipped != text:
+                augmented.append((slipped, intent))
+    return base + augmented
+
+
+def _asr_slip(text: str, confusions: dict[str, list[str]], rng: random.Random) -> str:
+    words = text.split()
+    hits = [i for i, w in enumerate(words) if w in confusions]
+    if not hits:
+        return text
+    i = rng.choice(hits)
+    words[i] = rng.choice(confusions[words[i]])
+    return " ".join(words)
+
+
+def fingerprint(architecture: str = classifier.DEFAULT_ARCHITECTURE, epochs: int = EPOCHS) -> str:
+    """Hash of everything the model depends on: data files, training code, spaCy version."""
+    h = hashlib.sha256()
+    for path in sorted(DATA_DIR.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(DATA_DIR).as_posix().encode())
+            h.update(path.read_bytes())
+    for module in (Path(__file__), Path(classifier.__file__)):
+        h.update(module.read_bytes())
+    h.update(
+        f"spacy={importlib.metadata.version('spacy')};arch={architecture};seed={SEED};epochs={epochs}".encode()
+    )
+    return h.hexdigest()
+
+
+def is_current(
+    model_dir: str | Path,
+    architecture: str = classifier.DEFAULT_ARCHITECTURE,
+    epochs: int = EPOCHS,
+) -> bool:
+    meta_path = Path(model_dir) / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(meta.get("data_hash") == fingerprint(architecture, epochs))
+
+
+def train(
+    model_dir: str | Path,
+    *,
+    architecture: str = classifier.DEFAULT_ARCHITECTURE,
+    epochs: int = EPOCHS,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """Train and save atomically into ``model_dir`` (a half-written model is never loaded)."""
+    started = time.perf_counter()
+    examples = expand(load_data(), seed=seed)
+    nlp = classifier.fit(examples, seed=seed, epochs=epochs, architecture=architecture)
+    meta = {
+        "data_hash": fingerprint(architecture, epochs),
+        "architecture": architecture,
+        "epochs": epochs,
+        "seed": seed,
+        "examples": len(examples),
+        "intents": list(INTENTS),
+    }
+    target = Path(model_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".nlu-train-", dir=target.parent))
+    try:
+        IntentClassifier(nlp, meta).to_disk(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    meta["train_s"] = round(time.perf_counter() - started, 2)
+    return meta
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["train"], help="what to do")
+    parser.add_argument("--model-dir", help="output folder (default: [nlu] model_dir)")
+    parser.add_argument(
+        "--if-changed",
+        action="store_true",
+        help="do nothing when the model was trained from the same data, code and spaCy version",
+    )
+    parser.add_argument(
+        "--architecture",
+        choices=sorted(classifier.ARCHITECTURES),
+        default=classifier.DEFAULT_ARCHITECTURE,
+    )
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(resolve_config_path(args.config))
+    except ConfigError as exc:
+        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    nlu: NluConfig = cfg.nlu
+    model_dir = args.model_dir or nlu.model_dir
+    if args.if_changed and is_current(model_dir, args.architecture, args.epochs):
+        print(f"nlu: model in {model_dir} is up to date")
+        return 0
+    meta = train(model_dir, architecture=args.architecture, epochs=args.epochs)
+    print(
+        f"nlu: trained {meta['architecture']} on {meta['examples']} examples "
+        f"in {meta['train_s']} s -> {model_dir}"
+    )
+    return 0
