@@ -788,7 +788,9 @@ class AriServer:
 
         app = web.Application(middlewares=[middleware])
         for route in ROUTES:
-            app.router.add_route(route.method, "/ari" + route.path, self._wrap(route))
+            # Device names contain a slash (PJSIP/frontdesk), so that variable spans segments.
+            path = route.path.replace("{deviceName}", "{deviceName:.+}")
+            app.router.add_route(route.method, "/ari" + path, self._wrap(route))
         return app
 
     def _wrap(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -854,6 +854,7 @@ class PbxSim:
         tech_cause: int | None = None,
         bye: bool = False,
         destroyed_cause: int | None = None,
+        report_destroyed: bool = True,
     ) -> None:
         if ch.hungup:
             return
@@ -894,7 +895,7 @@ class PbxSim:
         )
         assert final is not None
         # Observed: after a BYE while in Stasis the app got StasisEnd and nothing more.
-        if not (bye and was_in_stasis):
+        if report_destroyed and not (bye and was_in_stasis):
             destroyed: dict[str, Any] = {
                 "cause": final,
                 "cause_txt": CAUSE_TEXT.get(final, "Unknown"),
@@ -1274,7 +1275,9 @@ class PbxSim:
         await asyncio.sleep(0)
         self._path(ch, f"redirect({endpoint})")
         # A SIP 302: the caller leaves Asterisk; no ChannelDestroyed was delivered.
-        await self.hangup(ch, by="agent", cause=23, tech_cause=302, destroyed_cause=23)
+        await self.hangup(
+            ch, by="agent", cause=23, tech_cause=302, destroyed_cause=23, report_destroyed=False
+        )
 
     async def external_media(
         self,
