@@ -507,3 +507,32 @@ def test_load_from_directory(tmp_path: Path) -> None:
     (tmp_path / "base.toml").write_text(GOOD)
     t = Triage.load([], directory=tmp_path)
     assert [r.id for r in t.rules] == ["chest_pain"]
+
+
+DEV_SET = Path(__file__).resolve().parents[1] / "data" / "nlu" / "dev.jsonl"
+
+
+def test_dev_set_recall_and_false_alarms() -> None:
+    """The NLU dev set (labelled by the intent work): every emergency caught, few false alarms."""
+    if not DEV_SET.is_file():
+        pytest.skip(f"{DEV_SET} not present")
+    import json
+
+    triage = Triage.load([])
+    rows = [json.loads(line) for line in DEV_SET.read_text().splitlines() if line.strip()]
+    emergencies = [r for r in rows if r["urgency"] == "emergency"]
+    routine = [r for r in rows if r["urgency"] == "routine"]
+    missed = [
+        r["text"]
+        for r in emergencies
+        if Triage.urgency(triage.assess(r["text"], r["lang"])) != "emergency"
+    ]
+    wrong_rule = [
+        r["text"]
+        for r in rows
+        if not set(r["red_flags"]) <= {f.rule_id for f in triage.assess(r["text"], r["lang"])}
+    ]
+    alarms = [r["text"] for r in routine if triage.assess(r["text"], r["lang"])]
+    assert missed == []
+    assert wrong_rule == []
+    assert len(alarms) / len(routine) <= 0.05, alarms
