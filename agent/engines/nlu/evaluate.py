@@ -30,7 +30,8 @@ from agent.engines.nlu.classifier import normalize
 from agent.errors import ConfigError, EngineError
 
 DEV_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "nlu" / "dev.jsonl"
-DEFAULT_VOICES = ("piper", "espeak:en-us", "espeak:en-us+f3")
+DEFAULT_VOICES = ("joe", "us-male", "us-female")
+"""Natural Piper voice and two espeak-ng voices (``agent.engines.telephone.VOICES``)."""
 
 TARGETS: dict[str, tuple[str, float]] = {
     "intent_accuracy": (">=", 0.95),
@@ -338,12 +339,12 @@ def _audio_eval(
     noise_db: float,
     now: datetime,
 ) -> dict[str, dict[str, Any]]:
-    import numpy as np
-
+    from agent.core.g711 import ulaw_decode
     from agent.engines import stt, telephone
+    from agent.engines.nlu.understand import stt_prompt
 
     transcriber = stt.build_transcriber(cfg.stt)
-    prompt = _stt_prompt(cfg)
+    prompt = stt_prompt(cfg)
     synthesize: Callable[..., Any] = telephone.synthesize_caller
     per_voice: dict[str, dict[str, Any]] = {}
     for voice in voices:
@@ -351,12 +352,8 @@ def _audio_eval(
         results = []
         stt_s = 0.0
         for seed, item in enumerate(items):
-            audio = synthesize(item.text, voice, noise_db=noise_db, seed=seed)
-            pcm = (
-                np.asarray(audio, dtype=np.int16).tobytes()
-                if not isinstance(audio, bytes)
-                else audio
-            )
+            # The caller's line delivers μ-law; the STT engine takes linear 16-bit samples.
+            pcm = ulaw_decode(synthesize(item.text, voice, noise_db=noise_db, seed=seed)).tobytes()
             t0 = time.perf_counter()
             heard = transcriber.transcribe(pcm, prompt=prompt).text
             stt_s += time.perf_counter() - t0
@@ -372,11 +369,3 @@ def _audio_eval(
             "stt_s_per_utterance": stt_s / max(len(items), 1),
         }
     return per_voice
-
-
-def _stt_prompt(cfg: Config) -> str:
-    from agent.engines.stt import build_prompt
-
-    return build_prompt(
-        cfg.practice.name, [p.name for p in cfg.practice.providers], extra=cfg.stt.vocabulary
-    )
