@@ -191,13 +191,15 @@ class Ari:
     async def applications(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
-        return _json([self._application(a) for a, conns in self.sim.connections.items() if conns])
+        return _json([self._application(a) for a in sorted(self.sim.known_apps)])
 
     async def application(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
         name = r.match_info["applicationName"]
-        if not self.sim.app_connected(name):
+        # Recorded: after its websocket dropped the app is still listed with its channels;
+        # it is only inactive (a new Stasis() call for it falls through).
+        if name not in self.sim.known_apps:
             raise RestError(404, "Application not found")
         return _json(self._application(name))
 
@@ -615,6 +617,7 @@ class Ari:
         sock = EventSocket(ws, r)
         for app in apps:
             self.sim.connections.setdefault(app, []).append(sock)
+            self.sim.known_apps.add(app)
         log.info("events websocket connected", apps=apps)
         pump = asyncio.get_running_loop().create_task(
             sock.pump(), name=f"pbxsim:events:{','.join(apps)}"

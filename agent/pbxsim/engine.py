@@ -354,6 +354,8 @@ class PbxSim:
         self.voicemails: dict[str, list[Voicemail]] = {}
         self.connections: dict[str, list[Any]] = {}
         """app → connected event sockets (``ari.EventSocket``)."""
+        self.known_apps: set[str] = set()
+        """Apps that registered since start; they stay listed (inactive) after their socket goes."""
         self.events_sent: list[dict[str, Any]] = []
         """Every event emitted (delivered or lost), for conformance tests."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -387,6 +389,7 @@ class PbxSim:
             self._stop_mixer(br)
         self.bridges.clear()
         self.playbacks.clear()
+        self.known_apps.clear()
         await self.flush_events()
         if self._server is not None:
             await self._server.stop()
