@@ -361,3 +361,84 @@ def set_dialplan_variables(text: str, values: Mapping[str, str]) -> str:
     if missing:
         raise ValueError(f"no Set() of {', '.join(missing)} in the dialplan")
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The static check of the admin's files
+
+_BIND_KEYS = re.compile(r"(^|_)bind(addr)?$|^tlsbindaddr$|^bindaddr$")
+_WILDCARD = re.compile(r"^(0\.0\.0\.0|\*|::|\[::\]|0:0:0:0:0:0:0:0)(:\d+)?$")
+_SECRET_KEYS = frozenset({"password", "secret", "passwd", "md5_cred"})
+_AMI_FORBIDDEN = frozenset({"all", "system", "command", "config", "agi", "user", "dtmf"})
+_JUMP = re.compile(r"^(?:[^?]*\?)?(?P<target>[^:]*)")
+_LOCAL = re.compile(r"Local/(?P<exten>[^@/,)]+)@(?P<context>[A-Za-z0-9_-]+)")
+
+
+def resolved(cfg: ConfigFile, section: Section) -> dict[str, str]:
+    """A section's options with its templates' options underneath (last value wins)."""
+    out: dict[str, str] = {}
+    for parent in section.inherits:
+        for tpl in cfg.named(parent):
+            out.update(resolved(cfg, tpl))
+    for opt in section.options:
+        out[opt.key] = opt.value
+    return out
+
+
+def security_problems(files: list[ConfigFile]) -> list[str]:
+    """Wildcard binds, passwords with a value (a shipped default that works), and AMI rights
+    beyond what the agent needs."""
+    problems = []
+    for cfg in files:
+        for section in cfg.sections:
+            for opt in section.options:
+                where = f"{cfg.source}:{opt.line}"
+                if _BIND_KEYS.search(opt.key) and _WILDCARD.match(opt.value):
+                    problems.append(f"{where}: {opt.key} = {opt.value} listens on every address")
+                if opt.key in _SECRET_KEYS and opt.value:
+                    problems.append(
+                        f"{where}: [{section.name}] {opt.key} has a value; ship it empty so that "
+                        "no default credential works"
+                    )
+                if Path(cfg.source).name == "manager.conf" and opt.key in ("read", "write"):
+                    classes = {c.strip() for c in opt.value.split(",")}
+                    extra = sorted(classes & _AMI_FORBIDDEN)
+                    if extra:
+                        problems.append(
+                            f"{where}: [{section.name}] {opt.key} grants {', '.join(extra)}"
+                        )
+    return problems
+
+
+def dialplan_problems(
+    contexts: Mapping[str, Context], *, app: str, fallback: tuple[str, str, int]
+) -> list[str]:
+    """Jumps to contexts that do not exist, a missing fallback target, a Stasis app other than
+    the agent's."""
+    problems = []
+    context, exten, priority = fallback
+    if context not in contexts:
+        problems.append(f"fallback context {context!r} is not defined")
+    elif not contexts[context].has(exten, priority):
+        problems.append(f"fallback {context},{exten},{priority} is not defined")
+    for ctx in contexts.values():
+        for ext, steps in ctx.extensions.items():
+            for step in steps:
+                where = f"{ctx.name},{ext},{step.number}"
+                targets: list[str] = []
+                if step.app in ("Goto", "Gosub", "GotoIf", "GosubIf", "GotoIfTime"):
+                    branch = _JUMP.match(step.args)
+                    text = branch["target"] if branch else ""
+                    parts = [p.strip() for p in text.split(",")]
+                    if len(parts) == 3:
+                        targets.append(parts[0])
+                for m in _LOCAL.finditer(step.args):
+                    targets.append(m["context"])
+                for target in targets:
+                    if "$" not in target and target not in contexts:
+                        problems.append(f"{where}: {step.app} to unknown context {target!r}")
+                if step.app == "Stasis":
+                    name = step.args.split(",")[0].strip()
+                    if name != app and not name.startswith("${"):
+                        problems.append(f"{where}: Stasis({name}) but the agent's app is {app!r}")
+    return problems
