@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -144,6 +145,8 @@ class TestSettings:
     frontdesk_ring_s: int = 3
     oncall_ring_s: int = 3
     mode: str = "24x7"
+    office_open: bool | None = None
+    """``None``: the practice's hours as written; ``True``/``False``: always open/closed."""
 
 
 # Modules that only add start-up time or log noise in a test box (same reasoning as the
@@ -173,6 +176,41 @@ _TEST_NOLOAD = [
     "res_clialiases.so",
     "res_pjsip_notify.so",
 ]
+
+
+def settings_conf(settings: TestSettings) -> str:
+    """Our dialplans/medagent-settings.conf with the test box's values."""
+    text = (DIALPLANS / "medagent-settings.conf").read_text()
+    if not (modules_dir() / "app_voicemail.so").exists():
+        # The reference build has no app_voicemail. Stand in for the practice's mailbox so the
+        # fallback path can still be followed: answer, name the box, play the familiar prompt.
+        if VOICEMAIL_STEP not in text:
+            raise ValueError(f"medagent-settings.conf no longer contains {VOICEMAIL_STEP!r}")
+        text = text.replace(VOICEMAIL_STEP, VOICEMAIL_STAND_IN)
+    if settings.office_open is not None:
+        # Replace the practice's hours by "always open" or "always closed" so that a test of
+        # after_hours_only does not depend on the time of day it runs at.
+        hours = re.compile(r"^ same => n,GotoIfTime\(.*\)$\n", re.M)
+        if not hours.search(text):
+            raise ValueError("medagent-settings.conf no longer has GotoIfTime office hours")
+        text = hours.sub("", text)
+        if settings.office_open:
+            text = text.replace(
+                "exten => s,1,NoOp(office hours check)\n",
+                "exten => s,1,NoOp(office hours check)\n same => n,GotoIfTime(*,*,*,*?open)\n",
+            )
+    return set_dialplan_variables(
+        text,
+        {
+            "MEDAGENT_APP": ARI_APP,
+            "MEDAGENT_ANSWER_TIMEOUT_S": str(settings.answer_timeout_s),
+            "MEDAGENT_FRONTDESK": "PJSIP/frontdesk",
+            "MEDAGENT_FRONTDESK_RING_S": str(settings.frontdesk_ring_s),
+            "MEDAGENT_VOICEMAIL": "100@default",
+            "MEDAGENT_MODE": settings.mode,
+            "MEDAGENT_ONCALL_RING_S": str(settings.oncall_ring_s),
+        },
+    )
 
 
 def generate_config(
@@ -256,28 +294,7 @@ def generate_config(
     ]
     write("pjsip.conf", "\n".join(lines))
 
-    settings_text = (DIALPLANS / "medagent-settings.conf").read_text()
-    if not (modules_dir() / "app_voicemail.so").exists():
-        # The reference build has no app_voicemail. Stand in for the practice's mailbox so the
-        # fallback path can still be followed: answer, name the box, play the familiar prompt.
-        if VOICEMAIL_STEP not in settings_text:
-            raise ValueError(f"medagent-settings.conf no longer contains {VOICEMAIL_STEP!r}")
-        settings_text = settings_text.replace(VOICEMAIL_STEP, VOICEMAIL_STAND_IN)
-    write(
-        "medagent-settings.conf",
-        set_dialplan_variables(
-            settings_text,
-            {
-                "MEDAGENT_APP": ARI_APP,
-                "MEDAGENT_ANSWER_TIMEOUT_S": str(settings.answer_timeout_s),
-                "MEDAGENT_FRONTDESK": "PJSIP/frontdesk",
-                "MEDAGENT_FRONTDESK_RING_S": str(settings.frontdesk_ring_s),
-                "MEDAGENT_VOICEMAIL": "100@default",
-                "MEDAGENT_MODE": settings.mode,
-                "MEDAGENT_ONCALL_RING_S": str(settings.oncall_ring_s),
-            },
-        ),
-    )
+    write("medagent-settings.conf", settings_conf(settings))
     shutil.copy(DIALPLANS / "medagent.conf", conf_dir / "medagent.conf")
     write(
         "extensions.conf",
@@ -426,6 +443,12 @@ class RealAsterisk:
         """Stop (``core stop now``: callers get BYE, websockets die) and start again."""
         self.stop()
         self.start()
+
+    def use_settings(self, settings: TestSettings) -> None:
+        """Rewrite medagent-settings.conf with ``settings`` and ``dialplan reload`` (no restart)."""
+        self.settings = settings
+        (self.astrun / "etc" / "medagent-settings.conf").write_text(settings_conf(settings))
+        self.cli("dialplan reload")
 
     def cli(self, command: str) -> str:
         """One CLI command against the running instance (``asterisk -rx``)."""

@@ -4,6 +4,7 @@ whenever the agent is absent, slow, or hands the call back."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -164,3 +165,30 @@ async def test_agent_hands_the_call_back_with_a_reason(
     await caller.hangup()
     assert await phone.wait(10) == 0
     await asyncio.sleep(0)
+
+
+async def test_after_hours_only_mode_sends_office_hours_calls_to_staff(
+    asterisk: RealAsterisk, agent_app: AriEvents, ari_tap: AriEvents, dial: Dial, desk_phone: Phone
+) -> None:
+    before = asterisk.settings
+    try:
+        asterisk.use_settings(
+            dataclasses.replace(before, mode="after_hours_only", office_open=True)
+        )
+        phone = desk_phone("frontdesk", "answer")
+        caller = await dial(DID)
+        await ari_tap.wait_for(varset("MEDAGENT_REASON", "office-hours"), 5)
+        await caller.answered(timeout_s=5)
+        await caller.hangup()
+        assert await phone.wait(10) == 0
+        assert agent_app.of_type("StasisStart") == []  # the agent never saw it
+
+        asterisk.use_settings(
+            dataclasses.replace(before, mode="after_hours_only", office_open=False)
+        )
+        closed = await dial(DID)
+        start = await agent_app.wait_for(lambda e: e.get("type") == "StasisStart", 5)
+        assert start["args"] == [DID]
+        await closed.hangup()
+    finally:
+        asterisk.use_settings(before)
