@@ -1,0 +1,134 @@
+"""The engines a call uses, behind the small interfaces the call session needs.
+
+One instance of each model serves every call (loaded once at start-up). Tests and
+``medagent simulate --fake-engines`` swap in the fakes from ``tests/fakes`` or ``agent.runtime.fakes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from agent.config import Config
+from agent.core.dialog.commands import Expect
+from agent.core.understanding import Understanding
+from agent.engines.vad import Vad
+from agent.log import get_logger
+
+log = get_logger(__name__)
+
+
+class SpeechToText(Protocol):
+    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> str:
+        """Words heard in the audio; ``""`` when there were none (noise, silence)."""
+        ...
+
+
+class Understand(Protocol):
+    def understand(self, text: str, *, now: datetime, expect: Expect = "open") -> Understanding: ...
+
+
+class Prompts(Protocol):
+    def get(self, key: str) -> list[bytes]:
+        """Pre-rendered frames of a static prompt (KeyError when unknown)."""
+        ...
+
+    async def render(self, text: str) -> list[bytes]: ...
+
+
+@dataclass
+class Engines:
+    prompts: Prompts
+    stt: SpeechToText
+    nlu: Understand
+    make_vad: Callable[[], Vad]
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    """Called on shutdown (executors, models)."""
+
+    async def aclose(self) -> None:
+        for close in self.closers:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+# ---------------------------------------------------------------------------------------------
+# The real engines
+
+
+class WhisperStt:
+    """faster-whisper (or openai-whisper) off the event loop, with the domain vocabulary prompt."""
+
+    def __init__(self, transcriber: Any, prompt: str | None) -> None:
+        self._t = transcriber
+        self._prompt = prompt
+
+    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> str:
+        result = await self._t.transcribe(pcm16_8k, prompt=self._prompt, short_answer=short_answer)
+        text: str = result.text
+        return text.strip()
+
+
+class SpacyNlu:
+    """The trained intent model + rule-based entities + triage; adds the yes/no reading when the
+    dialog asked a yes/no question."""
+
+    def __init__(self, understander: Any) -> None:
+        self._u = understander
+
+    def understand(self, text: str, *, now: datetime, expect: Expect = "open") -> Understanding:
+        from agent.engines.nlu.entities import parse_yes_no
+
+        result: Understanding = self._u.understand(text, now=now)
+        if expect == "yes_no" and result.entity("yes_no") is None:
+            answer = parse_yes_no(text)
+            if answer is not None:
+                from dataclasses import replace
+
+                from agent.core.understanding import Entity
+
+                result = replace(
+                    result, entities=[*result.entities, Entity("yes_no", text, answer)]
+                )
+        return result
+
+
+async def load_engines(cfg: Config) -> Engines:
+    """Load every model once (in worker threads, so the loop stays responsive) and pre-render the
+    static prompts."""
+    from agent.core.dialog.prompts import STATIC
+    from agent.engines.nlu.pipeline import Understander
+    from agent.engines.stt import AsyncTranscriber, build_prompt, build_transcriber
+    from agent.engines.tts import build_tts
+    from agent.engines.vad import build_vad
+    from agent.runtime.prompts import PromptCache
+
+    tts = await asyncio.to_thread(build_tts, cfg.tts)
+    prompts = PromptCache(tts, {**STATIC, "greeting": cfg.practice.greeting}, cfg.tts)
+    report = await prompts.start()
+    log.info(
+        "prompts ready",
+        rendered=report.rendered,
+        loaded=report.loaded,
+        seconds=round(report.seconds, 2),
+    )
+
+    transcriber = await asyncio.to_thread(build_transcriber, cfg.stt)
+    async_stt = AsyncTranscriber(transcriber, workers=cfg.stt.workers)
+    understander = await asyncio.to_thread(Understander.from_config, cfg)
+    stt_prompt = build_prompt(
+        cfg.practice.name,
+        [p.name for p in cfg.practice.providers],
+        (),
+        cfg.stt.vocabulary,
+    )
+    return Engines(
+        prompts=prompts,
+        stt=WhisperStt(async_stt, stt_prompt),
+        nlu=SpacyNlu(understander),
+        make_vad=lambda: build_vad(cfg.vad),
+        closers=[prompts.aclose, async_stt.aclose],
+    )

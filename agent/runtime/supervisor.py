@@ -1,0 +1,186 @@
+"""The supervisor: one task per call, owned by a task set; reconnect reconciliation; capacity.
+
+It reads the application's event stream. A ``StasisStart`` for a channel that is not one of ours
+(externalMedia channels and transfer legs have ids starting with ``medagent-``) starts a
+``CallSession`` in a task named ``call:<channel id>``. Above ``calls.max_concurrent`` the call is
+handed straight back to the dialplan fallback (``MEDAGENT_REASON=capacity``): never queued in
+silence. When the events websocket comes back after a drop, the channels still alive in Asterisk
+keep their calls and the calls whose channel is gone are cancelled (cancel-and-wait). ``close`` does
+the same for every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from agent.adapters.ari.client import AriClient
+from agent.adapters.ari.models import Connected, Disconnected, StasisEnd, StasisStart
+from agent.adapters.media import PortPool
+from agent.config import Config
+from agent.errors import AriError
+from agent.log import get_logger
+from agent.runtime.call import OUR_CHANNEL_PREFIX, CallSession
+from agent.runtime.engines import Engines
+from agent.runtime.hooks import CallObserver, MemoryRecords, Records
+from agent.runtime.taskset import TaskSet
+
+log = get_logger(__name__)
+
+STASIS_END_GRACE_S = 5.0
+"""A call whose channel left Stasis gets this long to finish its own clean-up before it is cancelled."""
+
+
+class Supervisor:
+    def __init__(
+        self,
+        cfg: Config,
+        ari: AriClient,
+        engines: Engines,
+        *,
+        records: Records | None = None,
+        observer: CallObserver | None = None,
+        ports: PortPool | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        keep_raw_media: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.ari = ari
+        self.engines = engines
+        self.records: Records = records if records is not None else MemoryRecords()
+        self.observer = observer
+        self.ports = ports or PortPool(
+            cfg.media.port_min, cfg.media.port_max, host=cfg.media.bind_host
+        )
+        self.clock = clock
+        self.keep_raw_media = keep_raw_media
+        self.calls = TaskSet("calls")
+        self.sessions: dict[str, CallSession] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._aux = TaskSet("supervisor")
+        self.total_calls = 0
+        self.fallbacks = 0
+
+    # -- what FastAGI / health / metrics read -------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self.ari.connected
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.sessions)
+
+    @property
+    def max_calls(self) -> int:
+        return self.cfg.calls.max_concurrent
+
+    # -- main loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until cancelled: start calls, reconcile after reconnects."""
+        with self.ari.subscribe() as stream:
+            async for item in stream:
+                try:
+                    await self._on(item)
+                except Exception as exc:  # one odd event must never stop the supervisor
+                    log.error(
+                        "supervisor could not handle an event",
+                        item=type(item).__name__,
+                        error=repr(exc),
+                    )
+
+    async def _on(self, item: object) -> None:
+        match item:
+            case StasisStart(channel=channel, args=args):
+                if channel.id.startswith(OUR_CHANNEL_PREFIX) or "medagent-leg" in args:
+                    return
+                if channel.id in self.sessions:
+                    return
+                if len(self.sessions) >= self.max_calls:
+                    self._aux.start(self._over_capacity(channel.id), name=f"capacity:{channel.id}")
+                    return
+                self._start_call(channel)
+            case StasisEnd(channel=channel):
+                task = self._tasks.get(channel.id)
+                if task is not None:
+                    self._aux.start(self._reap(channel.id, task), name=f"reap:{channel.id}")
+            case Connected(reconnect=True):
+                await self._reconcile()
+            case Connected():
+                log.info("ARI connected", app=self.cfg.ari.app)
+            case Disconnected():
+                log.warning("ARI events websocket lost; calls in progress keep their media")
+
+    def _start_call(self, channel: object) -> None:
+        from agent.adapters.ari.models import Channel
+
+        assert isinstance(channel, Channel)
+        session = CallSession(
+            channel=channel,
+            ari=self.ari,
+            cfg=self.cfg,
+            engines=self.engines,
+            ports=self.ports,
+            records=self.records,
+            observer=self.observer,
+            clock=self.clock,
+            keep_raw_media=self.keep_raw_media,
+        )
+        self.total_calls += 1
+        self.sessions[channel.id] = session
+        task = self.calls.start(session.run(), name=f"call:{channel.id}")
+        self._tasks[channel.id] = task
+        channel_id = channel.id
+        task.add_done_callback(lambda _t: self._forget(channel_id))
+
+    def _forget(self, channel_id: str) -> None:
+        self.sessions.pop(channel_id, None)
+        self._tasks.pop(channel_id, None)
+
+    async def _over_capacity(self, channel_id: str) -> None:
+        self.fallbacks += 1
+        log.warning(
+            "at capacity: call handed to the dialplan fallback",
+            active=len(self.sessions),
+            max=self.max_calls,
+        )
+        t = self.cfg.transfer
+        try:
+            with contextlib.suppress(AriError):
+                await self.ari.set_variable(channel_id, "MEDAGENT_REASON", "capacity")
+            await self.ari.continue_in_dialplan(
+                channel_id, t.fallback_context, t.fallback_extension, t.fallback_priority
+            )
+        except AriError as exc:
+            log.error("could not hand an over-capacity call back", error=str(exc))
+
+    async def _reap(self, channel_id: str, task: asyncio.Task[None]) -> None:
+        """The caller left Stasis: the call ends itself; cancel it if it does not."""
+        done, _ = await asyncio.wait({task}, timeout=STASIS_END_GRACE_S)
+        if not done:
+            log.warning("call did not end after StasisEnd; cancelling", channel=channel_id)
+            await self.calls.cancel(task)
+
+    async def _reconcile(self) -> None:
+        """After a reconnect: keep calls whose channel still exists, end the others."""
+        try:
+            alive = {c.id for c in await self.ari.list_channels()}
+        except AriError as exc:
+            log.error("reconcile failed; will retry on the next reconnect", error=str(exc))
+            return
+        gone = [cid for cid in self._tasks if cid not in alive]
+        log.info(
+            "reconciled calls after reconnect", kept=len(self._tasks) - len(gone), ended=len(gone)
+        )
+        for cid in gone:
+            task = self._tasks.get(cid)
+            if task is not None:
+                await self.calls.cancel(task)
+
+    async def close(self) -> None:
+        """Cancel every call and wait for each to clean up."""
+        await self.calls.close()
+        await self._aux.close()

@@ -1,0 +1,78 @@
+"""Fake engines for call-flow tests: scripted speech recognition, keyword understanding.
+
+The caller's audio is real synthesized speech (so VAD and segmentation are exercised for real);
+only the words are scripted: the fake recogniser returns the next line of its script for each
+utterance, in order. Understanding is a small keyword table — enough to drive the dialog.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+
+from agent.config import Config
+from agent.core.dialog.commands import Expect
+from agent.core.dialog.prompts import STATIC
+from agent.core.understanding import Entity, RedFlag, Understanding
+from agent.engines.tts import EspeakTts
+from agent.engines.vad import build_vad
+from agent.runtime.engines import Engines
+from agent.runtime.prompts import PromptCache
+
+
+class ScriptedStt:
+    def __init__(self, lines: list[str] | None = None) -> None:
+        self.lines: deque[str] = deque(lines or [])
+        self.heard_audio: list[bytes] = []
+
+    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> str:
+        self.heard_audio.append(pcm16_8k)
+        return self.lines.popleft() if self.lines else ""
+
+
+KEYWORDS = [
+    ("chest pain", "symptoms", "emergency", "chest_pain"),
+    ("rash", "symptoms", "urgent", "fever_with_rash"),
+    ("refill", "refill", "routine", None),
+    ("appointment", "schedule", "routine", None),
+    ("hours", "office_info", "routine", None),
+    ("person", "speak_to_staff", "routine", None),
+    ("message", "message", "routine", None),
+]
+
+
+class KeywordNlu:
+    def understand(self, text: str, *, now: datetime, expect: Expect = "open") -> Understanding:
+        t = text.lower()
+        ents = []
+        if expect == "yes_no":
+            if t.startswith(("yes", "yeah", "sure")):
+                ents.append(Entity("yes_no", text, True))
+            elif t.startswith(("no", "nope")):
+                ents.append(Entity("yes_no", text, False))
+        for kw, intent, urgency, flag in KEYWORDS:
+            if kw in t:
+                flags = [RedFlag(flag, urgency, flag.replace("_", " "), kw)] if flag else []  # type: ignore[arg-type]
+                return Understanding(text, "en", intent, 0.9, urgency, flags, ents)  # type: ignore[arg-type]
+        return Understanding(text, "en", "message", 0.6 if t.strip() else 0.0, "routine", [], ents)
+
+
+async def fake_engines(
+    cfg: Config, script: list[str] | None = None, *, tmp_cache: str = ""
+) -> tuple[Engines, ScriptedStt]:
+    tts = EspeakTts(cfg.tts)
+    prompts = PromptCache(
+        tts, {**STATIC, "greeting": cfg.practice.greeting}, cfg.tts, cache_dir=tmp_cache
+    )
+    await prompts.start()
+    stt = ScriptedStt(script)
+    return (
+        Engines(
+            prompts=prompts,
+            stt=stt,
+            nlu=KeywordNlu(),
+            make_vad=lambda: build_vad(cfg.vad),
+            closers=[prompts.aclose],
+        ),
+        stt,
+    )

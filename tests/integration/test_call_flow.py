@@ -1,0 +1,206 @@
+"""Whole calls through the Asterisk stand-in: our ARI client, supervisor, media path and dialog, with
+real synthesized caller speech (VAD and segmentation are real) and scripted recognition."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+
+import pytest
+
+from agent.core.pacer import split_frames
+from tests.integration.callkit import call_kit, voiced_seconds
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_greeting_heard_and_caller_frames_received_bit_exact(tmp_path) -> None:
+    async with call_kit(["what are your hours"], tmp=str(tmp_path)) as kit:
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        greeting = caller.heard_ulaw()
+        # The greeting is real audio: loud enough and about as long as the rendered prompt.
+        expected_s = len(kit.sup.engines.prompts.get("greeting")) * 0.02
+        assert voiced_seconds(greeting) > 0.5 * expected_s
+        assert len(greeting) / 8000 >= 0.9 * expected_s
+
+        spoken = kit.speech("what are your hours") + bytes([0xFF]) * 8000
+        await caller.play(spoken)
+        await kit.wait_listening()
+        session = next(iter(kit.sup.sessions.values()))
+        assert session.media is not None
+        received = b"".join(p.payload for p in session.media.raw_received)
+        sent = b"".join(split_frames(spoken))
+        assert received == sent, "the agent must receive the caller's frames bit-exact"
+        await caller.hangup()
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+        assert kit.obs.outcomes == ["caller_hangup"]
+
+
+async def test_agent_hangs_up_after_goodbye_and_releases_everything(tmp_path) -> None:
+    async with call_kit(
+        ["please take a message", "tell doctor patel i called", "no"], tmp=str(tmp_path)
+    ) as kit:
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        for line in ["please take a message", "tell doctor patel i called", "no"]:
+            await kit.wait_listening()
+            await kit.say(caller, line)
+        await caller.wait_ended(20)
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+        assert caller.hangup_by == "agent"
+        assert kit.obs.outcomes == ["agent_hangup"]
+        assert [r.kind for r in kit.records.records] == ["message"]
+        assert kit.records.records[0].data["message"] == "tell doctor patel i called"
+        await _assert_released(kit)
+
+
+async def test_emergency_911_in_the_first_agent_turn_and_transfer_with_summary(tmp_path) -> None:
+    async with call_kit(["i have chest pain", "yes"], tmp=str(tmp_path)) as kit:
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        n_before = len(kit.obs.prompts)
+        await kit.say(caller, "I have chest pain")
+        await kit.wait_listening()
+        first_turn = kit.obs.prompts[n_before:]
+        assert "9 1 1" in first_turn[0]
+        await kit.say(caller, "yes")
+        phone = kit.sim.phone("clinician100")
+        for _ in range(200):
+            if kit.obs.transfers:
+                break
+            await asyncio.sleep(0.1)
+        assert kit.obs.transfers == [("PJSIP/clinician100", "answered")]
+        leg = phone.calls[-1]
+        # The clinician heard the spoken summary before the patient was bridged.
+        assert voiced_seconds(leg.heard_ulaw()) > 2.0
+        assert any("chest_pain" in p for p in kit.obs.prompts)
+        await caller.hangup()
+        await leg.wait_ended(10)
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+        await _assert_released(kit)
+
+
+async def test_unanswered_urgent_transfer_becomes_urgent_message(tmp_path) -> None:
+    async with call_kit(
+        ["my child has a fever and a rash", "this is ann, call 555 0100"], tmp=str(tmp_path)
+    ) as kit:
+        kit.sim.phone("clinician100").behaviour = "noanswer"
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        await kit.say(caller, "My child has a fever and a rash")
+        await kit.wait_listening(40)
+        assert kit.obs.transfers == [("PJSIP/clinician100", "no_answer")]
+        await kit.say(caller, "This is Ann, call me back")
+        await kit.wait_listening()
+        urgent = [r for r in kit.records.records if r.kind == "message"]
+        assert urgent and urgent[0].urgent
+        await caller.hangup()
+
+
+async def test_crash_in_a_call_apologises_and_hands_back_to_front_desk(tmp_path) -> None:
+    async with call_kit(["i need a refill"], tmp=str(tmp_path)) as kit:
+
+        def broken(*_a, **_k):
+            raise RuntimeError("model exploded")
+
+        kit.sup.engines.nlu.understand = broken  # type: ignore[method-assign]
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        await kit.say(caller, "I need a refill")
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 20)
+        assert kit.obs.outcomes == ["handed_back:error"]
+        await asyncio.sleep(1.0)
+        assert any("medagent-fallback" in step for step in caller.path), caller.path
+        assert kit.sim.phone("frontdesk").calls, "the front desk must ring after a crash"
+        await caller.hangup()
+
+
+async def test_silent_caller_is_handed_to_staff(tmp_path) -> None:
+    async with call_kit([], tmp=str(tmp_path)) as kit:
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 40)
+        assert kit.obs.outcomes == ["handed_back:no_input"]
+        await caller.hangup()
+
+
+async def test_over_capacity_goes_straight_to_fallback(tmp_path) -> None:
+    async with call_kit([], max_calls=1, tmp=str(tmp_path)) as kit:
+        first = await kit.sim.place_call("100", caller_number="5551111111")
+        await kit.wait_listening()
+        second = await kit.sim.place_call("100", caller_number="5552222222")
+        for _ in range(50):
+            if any("medagent-fallback" in s for s in second.path):
+                break
+            await asyncio.sleep(0.1)
+        assert any("medagent-fallback" in s for s in second.path), second.path
+        assert kit.sup.fallbacks == 1
+        await first.hangup()
+        await second.hangup()
+
+
+async def test_websocket_drop_keeps_the_call_and_reconciles(tmp_path) -> None:
+    async with call_kit(["what are your hours"], tmp=str(tmp_path)) as kit:
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        await kit.sim.drop_websockets(close_frame=False)
+        for _ in range(50):
+            if kit.ari.connects >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert kit.ari.connects >= 2
+        assert len(kit.sup.sessions) == 1, "a live call survives a websocket drop"
+        await caller.hangup()
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+
+
+async def _assert_released(kit) -> None:
+    for _ in range(50):
+        if not kit.sup.sessions and not kit.sup.ports.in_use:
+            break
+        await asyncio.sleep(0.1)
+    assert not kit.sup.sessions
+    assert not kit.sup.ports.in_use
+    assert len(kit.sup.calls) == 0
+    status, bridges = await _get(kit, "/bridges")
+    assert status == 200 and bridges == []
+
+
+async def _get(kit, path: str):
+    import httpx
+
+    async with httpx.AsyncClient(auth=("medagent", "secret")) as c:
+        r = await c.get(kit.cfg.ari.url + path)
+        return r.status_code, r.json()
+
+
+async def test_nothing_leaks_after_200_calls(tmp_path) -> None:
+    """200 short calls (caller hangs up during the greeting), 20 at a time."""
+    async with call_kit([], max_calls=50, tmp=str(tmp_path)) as kit:
+        gc.collect()
+        tasks_before = len(asyncio.all_tasks())
+        fds_before = len(os.listdir("/proc/self/fd"))
+
+        async def one(i: int) -> None:
+            caller = await kit.sim.place_call("100", caller_number=f"555000{i:04d}")
+            await caller.wait_answered(10)
+            await asyncio.sleep(0.2)
+            await caller.hangup()
+
+        for batch in range(10):
+            await asyncio.gather(*(one(batch * 20 + i) for i in range(20)))
+        await _assert_released(kit)
+        assert kit.sup.total_calls == 200
+        await asyncio.sleep(0.5)
+        gc.collect()
+        ours = [
+            t.get_name()
+            for t in asyncio.all_tasks()
+            if t.get_name().startswith(("call:", "media-clock:", "capacity:", "reap:"))
+        ]
+        assert ours == []
+        # The stand-in's HTTP server keeps a handler task per keep-alive connection of our client's pool.
+        assert len(asyncio.all_tasks()) <= tasks_before + 25
+        assert len(os.listdir("/proc/self/fd")) <= fds_before + 25
+        status, channels = await _get(kit, "/channels")
+        assert channels == []
