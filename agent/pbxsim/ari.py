@@ -618,6 +618,7 @@ class Ari:
         for app in apps:
             self.sim.connections.setdefault(app, []).append(sock)
             self.sim.known_apps.add(app)
+        await self.sim.apps_changed()
         log.info("events websocket connected", apps=apps)
         pump = asyncio.get_running_loop().create_task(
             sock.pump(), name=f"pbxsim:events:{','.join(apps)}"

@@ -16,7 +16,7 @@ import typing
 import uuid
 import wave
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -354,10 +354,13 @@ class PbxSim:
         self.voicemails: dict[str, list[Voicemail]] = {}
         self.connections: dict[str, list[Any]] = {}
         """app → connected event sockets (``ari.EventSocket``)."""
+        self._apps_changed = asyncio.Condition()
         self.known_apps: set[str] = set()
         """Apps that registered since start; they stay listed (inactive) after their socket goes."""
         self.events_sent: list[dict[str, Any]] = []
         """Every event emitted (delivered or lost), for conformance tests."""
+        self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every emitted event (``medagent pbxsim`` logs them)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._counter = 0
         self._uid_base = int(time.time())
@@ -438,6 +441,15 @@ class PbxSim:
     def app_connected(self, app: str) -> bool:
         return bool(self.connections.get(app))
 
+    async def wait_app_connected(self, app: str) -> None:
+        """Until an events websocket for ``app`` is connected (a test or demo waits for the agent)."""
+        async with self._apps_changed:
+            await self._apps_changed.wait_for(lambda: self.app_connected(app))
+
+    async def apps_changed(self) -> None:
+        async with self._apps_changed:
+            self._apps_changed.notify_all()
+
     def emit(self, app: str | None, type_: str, **fields: Any) -> None:
         if app is None:
             return
@@ -446,6 +458,8 @@ class PbxSim:
         event["asterisk_id"] = ASTERISK_ID
         event["application"] = app
         self.events_sent.append(event)
+        for listener in self.event_listeners:
+            listener(event)
         for conn in list(self.connections.get(app, ())):
             conn.send(event)
 
@@ -637,7 +651,7 @@ class PbxSim:
     async def _play_to_far_end(self, ch: SimChannel, audio: bytes) -> None:
         """Dialplan ``Playback``: paced frames to the channel's far end."""
         loop = asyncio.get_running_loop()
-        src = FrameSource(self.rng.getrandbits(32), self.rng.randrange(SEQ_MOD), 0)
+        src = FrameSource(self.rng.getrandbits(32), self.rng.randrange(SEQ_MOD), 0, local=True)
         start = loop.time()
         for i, payload in enumerate(frames_of(audio)):
             if ch.hungup:
@@ -831,6 +845,7 @@ class PbxSim:
                         self.rng.getrandbits(32),
                         self.rng.randrange(SEQ_MOD),
                         self.rng.getrandbits(32),
+                        local=True,
                     )
                     br.mix_out[m.snap.id] = src
                 self._to_far_end(m, src.next(out[m.snap.id]), resync=False)
@@ -1017,7 +1032,7 @@ class PbxSim:
     async def _play_items(self, ch: SimChannel, pb: Playback, items: list[bytes]) -> None:
         loop = asyncio.get_running_loop()
         src = FrameSource(
-            self.rng.getrandbits(32), self.rng.randrange(SEQ_MOD), self.rng.getrandbits(32)
+            self.rng.getrandbits(32), self.rng.randrange(SEQ_MOD), self.rng.getrandbits(32), True
         )
         start = loop.time()
         n = 0
@@ -1112,7 +1127,7 @@ class PbxSim:
     async def _moh(self, ch: SimChannel) -> None:
         loop = asyncio.get_running_loop()
         audio = music_on_hold(2.0)
-        src = FrameSource(self.rng.getrandbits(32), self.rng.randrange(SEQ_MOD), 0)
+        src = FrameSource(self.rng.getrandbits(32), self.rng.randrange(SEQ_MOD), 0, local=True)
         start = loop.time()
         n = 0
         while not ch.hungup:

@@ -38,6 +38,8 @@ class Frame:
     seq: int
     ts: int
     marker: bool = False
+    local: bool = False
+    """Made by Asterisk itself (softmix, a playback): sent on Asterisk's own timing."""
 
 
 @dataclass
@@ -47,9 +49,11 @@ class FrameSource:
     ssrc: int
     seq: int
     ts: int
+    local: bool = False
+    """A mixer or player inside Asterisk (not a phone's RTP stream)."""
 
     def next(self, payload: bytes, marker: bool = False) -> Frame:
-        frame = Frame(payload, self.ssrc, self.seq, self.ts, marker)
+        frame = Frame(payload, self.ssrc, self.seq, self.ts, marker, self.local)
         self.seq = (self.seq + 1) % SEQ_MOD
         self.ts = (self.ts + len(payload)) % TS_MOD
         return frame
@@ -76,6 +80,15 @@ class RtpSender:
         self._resync = True
 
     def packet(self, frame: Frame) -> RtpPacket:
+        if frame.local:
+            # softmix / playback audio: Asterisk's own continuous timing, same SSRC (the
+            # lifecycle recording shows no SSRC change while a bridge playback was mixed in).
+            seq = self.next_seq
+            ts = self.ts_base if self._last_ts is None else (self._last_ts + FRAME_SAMPLES) % TS_MOD
+            self.next_seq = (seq + 1) % SEQ_MOD
+            self._last_ts = ts
+            self._resync = True  # the remote stream, when it comes back, is re-anchored
+            return RtpPacket(PT_PCMU, seq, ts, self.ssrc, frame.payload)
         marker = frame.marker
         if frame.source != self._source:
             if self._source is not None:
@@ -91,6 +104,12 @@ class RtpSender:
             self._resync = False
         elif self._resync:
             self._seq_offset = (self.next_seq - frame.seq) % SEQ_MOD
+            if (
+                self._last_ts is not None
+                and (frame.ts + self._ts_offset - self._last_ts) % TS_MOD > TS_MOD // 2
+            ):
+                # Mixed audio ran ahead of the remote stream's clock: never step back in time.
+                self._ts_offset = (self._last_ts + FRAME_SAMPLES - frame.ts) % TS_MOD
             marker = True
             self._resync = False
         seq = (frame.seq + self._seq_offset) % SEQ_MOD

@@ -288,3 +288,46 @@ async def test_three_party_bridge_mixes_and_bridge_play_reaches_caller(
     finally:
         a.close()
         b.close()
+
+
+def test_sender_keeps_one_ssrc_across_mixed_audio() -> None:
+    s = RtpSender(ssrc=1, next_seq=10, ts_base=0, new_ssrc=[2])
+    remote = [s.packet(Frame(b"\xff" * 160, 0xC, q, 160 * q)) for q in range(3)]
+    mixed = [s.packet(Frame(b"\xff" * 160, 0xF, q, 0, local=True)) for q in range(3)]
+    back = s.packet(Frame(b"\xff" * 160, 0xC, 3, 160 * 3))
+    seqs = [p.sequence_number for p in [*remote, *mixed, back]]
+    assert seqs == list(range(10, 17))
+    assert {p.ssrc for p in [*remote, *mixed, back]} == {1}
+    assert back.marker and not any(p.marker for p in mixed)
+    assert back.timestamp > mixed[-1].timestamp
+
+
+async def test_bridge_play_does_not_interrupt_caller_stream(sim: PbxSim, probe: AriProbe) -> None:
+    peer = await RtpPeer.open()
+    try:
+        caller = await sim.place_call()
+        cid = (await probe.event("StasisStart"))["channel"]["id"]
+        await probe.request("POST", f"/channels/{cid}/answer")
+        em_id, _ = await external_media(probe, peer)
+        _, br = await probe.request("POST", "/bridges", type="mixing")
+        await probe.request("POST", f"/bridges/{br['id']}/addChannel", channel=f"{cid},{em_id}")
+        speaking = asyncio.create_task(caller.play(ulaw_encode(tone(440, 1.0))))
+        await asyncio.sleep(0.2)
+        t = asyncio.get_running_loop().time()
+        await probe.request("POST", f"/bridges/{br['id']}/play", media="sound:beep")
+        await probe.event("PlaybackFinished")
+        await speaking
+        pkts = [(at, p) for at, p, _ in peer.received]
+        during = [p for at, p in pkts if t + 0.05 < at < t + 0.4]
+        assert len(during) >= 14  # about 50 packets/s while the beep is mixed in
+        # the agent keeps hearing the caller (440 Hz), mixed with the announcer (1 kHz)
+        audio = ulaw_decode(b"".join(p.payload for p in during)).astype(np.float64)
+        spectrum = np.abs(np.fft.rfft(audio))
+        freqs = np.fft.rfftfreq(len(audio), 1 / 8000)
+        assert spectrum[np.abs(freqs - 440) < 15].max() > 0.3 * spectrum.max()
+        assert spectrum[np.abs(freqs - 1000) < 15].max() > 0.3 * spectrum.max()
+        assert len({p.ssrc for _, p in pkts}) == 1
+        seqs = [p.sequence_number for _, p in pkts]
+        assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    finally:
+        peer.close()
