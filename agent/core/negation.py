@@ -283,10 +283,11 @@ def fold(text: str) -> Folded:
             continue
         base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
         for c in base.lower():
-            if c.isalnum() or c in ":./":
+            # ASCII digits only: "²" or "٣" would pass str.isdigit() and break int().
+            if c.isalpha() or c in "0123456789:./":
                 # ":" "." "/" kept inside numbers so "10:40", "3/4/62", "0.5" survive folding.
                 if c in ":./" and not (
-                    out[-1].isdigit() and i + 1 < len(text) and text[i + 1].isdigit()
+                    out[-1] in "0123456789" and i + 1 < len(text) and text[i + 1] in "0123456789"
                 ):
                     c = " "
             else:

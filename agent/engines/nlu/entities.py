@@ -114,7 +114,9 @@ _NOT_NAME = frozenset(
     child calling phone number pharmacy medication medicine pain help sick feel feeling going
     trying try looking check up about again also still some any all one two three four five six
     seven eight nine ten sorry sure right wrong correct fine good bad new old see said say saying
-    name names called llamo llama soy mi es el la los las de del y o que por para con""".split()
+    name names called llamo llama soy mi es el la los las de del y o que por para con en un una
+    se me le lo su really very bad terrible great awful urgent important serious crazy weird
+    strange kind too quite pretty actually just""".split()
 )
 _FILLERS = frozenset(
     {"um", "uh", "er", "erm", "ah", "oh", "hmm", "mm", "like", "so", "well", "okay", "ok"}
@@ -884,12 +886,10 @@ def _find_person(words: Sequence[str], today: date) -> list[_Found]:
             k += 1
         if k == j:
             continue
-        if (
-            weak
-            and k < len(words)
-            and words[k] not in ("calling", "speaking", "and", "i", "from", "im")
-        ):
+        if weak and k < len(words) and words[k] not in _NOT_NAME:
             continue
+        if weak and k == len(words) and k - j < 2:
+            continue  # "this is terrible": a lone word after a weak cue is not taken as a name
         name = parse_person_name(" ".join(words[j:k]))
         if name:
             out.append(_Found("person", name, j, k, 5))
@@ -922,6 +922,16 @@ def _load_medications() -> dict[str, str]:
 
 
 MEDICATIONS: dict[str, str] = _load_medications()
+
+
+def _load_common_words() -> frozenset[str]:
+    path = LEXICON_DIR / "common_words.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+
+
+COMMON_WORDS: frozenset[str] = _load_common_words()
+"""Ordinary words: a fuzzy medication match needs at least one word that is not one of these."""
 _MAX_MED_WORDS = max(len(k.split()) for k in MEDICATIONS)
 _FUZZY_MIN_LETTERS = 6
 FUZZY_THRESHOLD = 0.8
@@ -973,8 +983,8 @@ def _medication_at(words: Sequence[str], i: int) -> tuple[str, int] | None:
         if i + n > len(words):
             break
         chunk = words[i : i + n]
-        if any(not w.isalpha() for w in chunk) or all(w in _NOT_NAME for w in chunk):
-            continue
+        if any(not w.isalpha() for w in chunk) or all(w in COMMON_WORDS for w in chunk):
+            continue  # "normal" is not Neoral: ordinary words alone never make a drug
         if chunk[0] in _NOT_NAME or chunk[-1] in _NOT_NAME:
             continue
         hit = _fuzzy_medication("".join(chunk))
@@ -1139,6 +1149,8 @@ def _location(words: Sequence[str], j: int) -> tuple[str | None, int]:
     while k < len(words) and k - start < 4:
         if words[k] in _STREET_WORDS:
             k += 1
+            if k < len(words) and words[k].isdigit() and words[k - 1] in ("route", "highway"):
+                k += 1  # "route 9"
             break
         if words[k] in _NOT_NAME and words[k] not in ("main",):
             break
