@@ -488,8 +488,8 @@ class Ari:
         ch = self.stasis_channel(r.match_info["channelId"])
         if not p.get("dtmf"):
             raise RestError(400, "DTMF is required")
-        # DTMF toward the caller is audible in-band; the simulated handset does not decode it.
-        _ = ch
+        if ch.leg is not None:
+            ch.leg.dtmf_heard.extend(p["dtmf"])
         return _no_content()
 
     async def moh_start(

@@ -125,6 +125,8 @@ class SimLeg:
         """Loop time the channel was answered."""
         self.ended = asyncio.Event()
         self.answered = asyncio.Event()
+        self.dtmf_heard: list[str] = []
+        """Digits Asterisk sent to this phone (``POST /channels/{id}/dtmf``)."""
         self._out = FrameSource(
             sim.rng.getrandbits(32), sim.rng.randrange(SEQ_MOD), sim.rng.getrandbits(32)
         )
@@ -387,7 +389,8 @@ class PbxSim:
     async def stop(self) -> None:
         """``core stop now``: hang up every channel, drop websockets without a close frame."""
         for ch in list(self.channels.values()):
-            await self.hangup(ch, by="asterisk", cause=4, soft=True)
+            # Recorded: HangupRequest(4, soft) and StasisEnd, then the websocket died.
+            await self.hangup(ch, by="asterisk", cause=4, soft=True, report_destroyed=False)
         for br in list(self.bridges.values()):
             self._stop_mixer(br)
         self.bridges.clear()
@@ -691,11 +694,11 @@ class PbxSim:
                 self.set_state(peer, "Ringing")
         statuses = {p.behaviour for p in reachable}
         try:
-            if "answer" in statuses:
-                winner = await asyncio.wait_for(asyncio.shield(answered), timeout or None)
-            elif "noanswer" in statuses:
-                await asyncio.sleep(timeout or 3600)
-                raise TimeoutError
+            if statuses & {"answer", "noanswer"}:
+                picked = await self._answer_or_hangup(ch, answered, timeout)
+                if picked is None:
+                    return  # the caller gave up while it rang
+                winner = picked
             else:
                 await asyncio.sleep(0.005)
                 ch.vars["DIALSTATUS"] = "BUSY"
@@ -728,6 +731,28 @@ class PbxSim:
         for c in (winner, ch):
             if not c.hungup:
                 await self.hangup(c, by="dialplan", cause=16)
+
+    async def _answer_or_hangup(
+        self, ch: SimChannel, answered: asyncio.Future[SimChannel], timeout_s: float
+    ) -> SimChannel | None:
+        """The answering leg; ``None`` if the caller hung up first; TimeoutError after ``timeout_s``."""
+        waits: set[asyncio.Future[Any]] = {answered}
+        ended = None
+        if ch.leg is not None:
+            ended = self.spawn(ch.leg.ended.wait(), f"dial-caller:{ch.snap.id}")
+            waits.add(ended)
+        try:
+            await asyncio.wait(
+                waits, timeout=timeout_s or None, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if ended is not None:
+                ended.cancel()
+        if answered.done():
+            return answered.result()
+        if ch.hungup:
+            return None
+        raise TimeoutError
 
     def _path(self, ch: SimChannel, text: str) -> None:
         if ch.leg is not None:
@@ -804,7 +829,8 @@ class PbxSim:
                 self._to_far_end(other, frame, resync)
 
     def _update_bridge_mode(self, br: SimBridge) -> None:
-        if br.technology() == "softmix":
+        # An announcer needs the mixer to be heard, even with a single channel in the bridge.
+        if br.technology() == "softmix" or br.announcers:
             if br.mixer_task is None:
                 br.mixer_task = self.spawn(self._mixer(br), f"softmix:{br.snap.id}")
         else:
@@ -849,7 +875,7 @@ class PbxSim:
                     )
                     br.mix_out[m.snap.id] = src
                 self._to_far_end(m, src.next(out[m.snap.id]), resync=False)
-            if br.mixer_task is None or br.technology() != "softmix":
+            if br.mixer_task is None or (br.technology() != "softmix" and not br.announcers):
                 if br.mixer_task is asyncio.current_task():
                     br.mixer_task = None
                 return
@@ -1109,9 +1135,8 @@ class PbxSim:
             target.playback_queue.remove(pb)
             self._forget_playback(pb)
             return
+        # The player notices and reports PlaybackFinished itself.
         pb.stopped.set()
-        if target.prompt is pb and pb.snap.state == "playing":
-            self._finish_playback(pb, "done")
 
     # ---- music on hold ----------------------------------------------------------------------------
 

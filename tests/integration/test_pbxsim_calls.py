@@ -174,3 +174,43 @@ async def test_continue_goes_through_fallback_to_voicemail(sim: PbxSim, probe: A
     vm = sim.voicemails["100"][0]
     assert vm.caller_number == "5551234" and len(vm.audio) >= 1600
     assert caller.path[:2] == ["Stasis(medical-agent)", "continue(medagent-fallback,s,1)"]
+
+
+async def test_caller_giving_up_while_the_desk_rings_ends_the_dial(sim: PbxSim) -> None:
+    sim.phone("frontdesk").behaviour = "noanswer"
+    caller = await sim.place_call(exten="100")
+    await asyncio.sleep(0.1)
+    desk_leg = sim.phone("frontdesk").calls[-1]
+    assert desk_leg.state == "Ringing"
+    assert sim.phone("frontdesk").device_state() == "RINGING"
+    await caller.hangup()
+    await desk_leg.wait_ended(0.5)  # not after the 20 s dial timeout
+    assert sim.phone("frontdesk").device_state() == "NOT_INUSE"
+
+
+async def test_bridge_play_to_a_lone_caller_and_stopping_playbacks(
+    sim: PbxSim, probe: AriProbe
+) -> None:
+    caller = await sim.place_call()
+    cid = (await probe.event("StasisStart"))["channel"]["id"]
+    await probe.request("POST", f"/channels/{cid}/answer")
+    _, br = await probe.request("POST", "/bridges", type="mixing")
+    await probe.request("POST", f"/bridges/{br['id']}/addChannel", channel=cid)
+    t = asyncio.get_running_loop().time()
+    await probe.request("POST", f"/bridges/{br['id']}/play", media="sound:beep")
+    assert (await probe.event("PlaybackFinished"))["playback"]["state"] == "done"
+    first = caller.first_audio_after(t)
+    assert first is not None and first - t < 0.15
+    status, pb = await probe.request(
+        "POST", f"/channels/{cid}/play", media="sound:hello-world", playbackId="long"
+    )
+    assert (status, pb["state"]) == (201, "queued")
+    await probe.event("PlaybackStarted")
+    assert (await probe.request("GET", "/playbacks/long"))[1]["state"] == "playing"
+    assert (await probe.request("DELETE", "/playbacks/long"))[0] == 204
+    await probe.event("PlaybackFinished")
+    await asyncio.sleep(0.1)
+    assert [e["type"] for e in probe.all_events].count("PlaybackFinished") == 2
+    assert (await probe.request("GET", "/playbacks/long"))[0] == 404
+    await probe.request("POST", f"/channels/{cid}/dtmf", dtmf="12#")
+    assert caller.dtmf_heard == ["1", "2", "#"]
