@@ -138,7 +138,7 @@ class Ports:
 
 
 @dataclass(frozen=True)
-class TestSettings:
+class BoxSettings:
     """Dialplan settings (medagent-settings.conf) shortened so the tier stays fast."""
 
     answer_timeout_s: int = 2
@@ -178,7 +178,7 @@ _TEST_NOLOAD = [
 ]
 
 
-def settings_conf(settings: TestSettings) -> str:
+def settings_conf(settings: BoxSettings) -> str:
     """Our dialplans/medagent-settings.conf with the test box's values."""
     text = (DIALPLANS / "medagent-settings.conf").read_text()
     if not (modules_dir() / "app_voicemail.so").exists():
@@ -219,7 +219,7 @@ def generate_config(
     *,
     ari_password: str,
     ami_secret: str,
-    settings: TestSettings = TestSettings(),
+    settings: BoxSettings = BoxSettings(),
 ) -> None:
     """Write a complete Asterisk configuration into ``conf_dir`` from the project's files."""
     conf_dir.mkdir(parents=True, exist_ok=True)
@@ -356,7 +356,7 @@ class RealAsterisk:
 
     workdir: Path
     ports: Ports = field(default_factory=Ports.pick)
-    settings: TestSettings = field(default_factory=TestSettings)
+    settings: BoxSettings = field(default_factory=BoxSettings)
     ari_password: str = field(default_factory=lambda: uuid.uuid4().hex)
     ami_secret: str = field(default_factory=lambda: uuid.uuid4().hex)
     boot_s: float = 0.0
@@ -444,7 +444,7 @@ class RealAsterisk:
         self.stop()
         self.start()
 
-    def use_settings(self, settings: TestSettings) -> None:
+    def use_settings(self, settings: BoxSettings) -> None:
         """Rewrite medagent-settings.conf with ``settings`` and ``dialplan reload`` (no restart)."""
         self.settings = settings
         (self.astrun / "etc" / "medagent-settings.conf").write_text(settings_conf(settings))
