@@ -218,6 +218,10 @@ class CallsConfig:
     max_concurrent: int = 4
     """Calls above this are handed back to the dialplan fallback at once."""
     no_input_timeout_s: float = 8.0
+    health_host: str = "127.0.0.1"
+    """Address of the ``/health`` and ``/metrics`` HTTP endpoint; keep it on loopback."""
+    health_port: int = 9187
+    """Port of ``/health`` and ``/metrics``; 0 turns the endpoint off."""
 
 
 @dataclass(frozen=True)
