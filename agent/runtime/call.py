@@ -69,6 +69,11 @@ OUR_CHANNEL_PREFIX = "medagent-"
 supervisor never mistakes their StasisStart for a new call."""
 
 
+FRAME_S = 0.020
+STREAM_GAP_S = 0.2
+"""No inbound frame for this long: the stream paused; count the gap as silence."""
+
+
 class CallerGone(Exception):
     """The caller hung up (or left Stasis): stop everything, keep what they said."""
 
@@ -560,8 +565,39 @@ class CallSession:
                     log.warning("externalMedia channel ended under the call")
 
     async def _pump_media(self, media: RtpSession) -> None:
-        async for frame in media.frames():
-            for ev in self._segment(frame):
+        # A queue between the session's frame iterator and the timed wait below: cancelling a
+        # pending ``anext`` of an async generator would finish the generator.
+        queue: asyncio.Queue[JitterFrame | None] = asyncio.Queue()
+
+        async def forward() -> None:
+            async for f in media.frames():
+                queue.put_nowait(f)
+            queue.put_nowait(None)
+
+        self._start_helper(forward(), "frames")
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            try:
+                frame = await asyncio.wait_for(queue.get(), STREAM_GAP_S)
+            except TimeoutError:
+                frame = None
+            else:
+                if frame is None:
+                    return
+            now = loop.time()
+            if frame is None:
+                # The caller's side stopped sending RTP (some phones and bridges send nothing during
+                # silence): media time still passes, so an utterance in progress can end.
+                missing = int((now - last) / FRAME_S)
+                events: list[Any] = []
+                for _ in range(missing):
+                    events += self._segmenter.lost(20)
+                last += missing * FRAME_S
+            else:
+                last = now
+                events = self._segment(frame)
+            for ev in events:
                 if isinstance(ev, UtteranceEnded):
                     self._inbox.put_nowait(_Utterance(ev.audio, ev.duration_ms))
                 elif isinstance(ev, BargeIn) and self._speaking_interruptible:

@@ -204,3 +204,14 @@ async def test_nothing_leaks_after_200_calls(tmp_path) -> None:
         assert len(os.listdir("/proc/self/fd")) <= fds_before + 25
         status, channels = await _get(kit, "/channels")
         assert channels == []
+
+
+async def test_caller_that_stops_sending_rtp_after_speaking_still_gets_an_answer(tmp_path) -> None:
+    """Some phones send nothing during silence: the end of the utterance must still be seen."""
+    async with call_kit(["what are your hours"], tmp=str(tmp_path)) as kit:
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        await caller.play(kit.speech("what are your hours"))  # no trailing silence at all
+        await kit.wait_listening()
+        assert kit.obs.words == ["what are your hours"]
+        await caller.hangup()
