@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.core.triage import PACK_DIR, Triage
 from agent.errors import ConfigError
@@ -362,6 +364,15 @@ EMERGENCY_PHRASINGS = [
     "my baby is not breathing", "mi esposo tiene dolor en el pecho", "mi hija no respira",
     "creo que tengo un infarto", "mi papa se desmayo y no responde", "esta sangrando mucho",
     "mi bebe de dos semanas tiene fiebre", "estoy embarazada y tengo sangrado",
+    "my chest feels like someone is sitting on it", "my heart hurts", "chest pain radiating to my jaw",
+    "i can hardly breathe", "she's wheezing and can't talk", "i feel like i'm suffocating",
+    "her words are coming out wrong", "he suddenly can't talk", "i want to end it all",
+    "i took all my pills", "my daughter swallowed a bottle of tylenol", "my son drank some cleaning fluid",
+    "there's so much blood", "my nose won't stop bleeding for an hour", "i ate shrimp and now i cant breathe",
+    "my grandpa is not responding", "he's shaking and won't respond", "my newborn feels really hot",
+    "i have really bad pain in my stomach", "i think i'm losing the baby", "kept pain", "chess pain",
+    "i got chest pain and i can breathe", "me duele mucho el pecho", "mi esposo no respira",
+    "me quiero suicidar", "se tomo todas las pastillas", "se le hincho la cara y no puede respirar",
 ]  # fmt: skip
 
 
@@ -394,6 +405,17 @@ ROUTINE_REQUESTS = [
     "my baby needs her two month shots", "i'd like an appointment for a skin check",
     "can i get my allergy medicine refilled", "i need a refill of my epilepsy meds",
     "i want to talk about my cholesterol",
+    "i need a refill on my heart medication", "can i get a chest x ray order",
+    "my chest cold is better but i still have a cough", "can you send my epipen prescription to walgreens",
+    "i fell last week and my knee is swollen can i come in", "my baby has a diaper rash",
+    "can i bring my baby in for her one month checkup", "i have a rash on my arm that itches",
+    "i'm having trouble sleeping", "i have trouble with my insurance",
+    "i'm pregnant and need my prenatal vitamins refilled", "my cut is healing well",
+    "i can breathe fine now thanks the inhaler worked", "i'm running low on my seizure meds",
+    "can i get a referral for physical therapy for my back pain", "my son has a fever can we come in today",
+    "my toddler has a temperature of 101 and is eating fine", "i bled a little when i brushed my teeth",
+    "i'm on blood thinners and need my inr checked", "my baby is teething",
+    "my daughter won't eat her vegetables haha",
 ]  # fmt: skip
 
 
@@ -536,3 +558,11 @@ def test_dev_set_recall_and_false_alarms() -> None:
     assert missed == []
     assert wrong_rule == []
     assert len(alarms) / len(routine) <= 0.05, alarms
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=120))
+def test_assess_never_raises(triage: Triage, text: str) -> None:
+    for flag in triage.assess(text) + triage.assess(text, "es"):
+        assert flag.urgency in ("emergency", "urgent")
+        assert flag.matched and flag.matched in text
