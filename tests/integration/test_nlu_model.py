@@ -1,0 +1,72 @@
+"""The trained intent model with the real triage and entity rules meets the release bar on the
+development set (tests/data/nlu/dev.jsonl, written separately from the training data)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from agent.config import Config, NluConfig
+from agent.engines.nlu import train
+from agent.engines.nlu.evaluate import TARGETS, Report, format_report, load_set, score
+from agent.engines.nlu.pipeline import Understander
+
+pytestmark = pytest.mark.slow
+NOW = datetime.fromisoformat("2026-03-02T10:00:00-05:00")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The cached model when it was trained from the current data and code, else a fresh one."""
+    cached = NluConfig().model_dir
+    if train.is_current(cached):
+        return cached
+    target = tmp_path_factory.mktemp("nlu") / "model"
+    started = time.perf_counter()
+    train.train(target)
+    assert time.perf_counter() - started < 60, "training must stay well under a minute"
+    return str(target)
+
+
+@pytest.fixture(scope="module")
+def report(model_dir: str) -> Report:
+    cfg = dataclasses.replace(Config(), nlu=NluConfig(model_dir=model_dir))
+    understander = Understander.from_config(cfg)
+    items = load_set()
+    return score(items, [understander.understand(i.text, now=NOW) for i in items])
+
+
+def test_intent_accuracy(report: Report) -> None:
+    assert report.intent_accuracy >= TARGETS["intent_accuracy"][1], format_report(report)
+
+
+def test_every_emergency_is_recalled(report: Report) -> None:
+    missed = [m["text"] for m in report.misses if m["urgency"][0] == "emergency"]
+    assert report.urgency_recall["emergency"] == 1.0, missed
+
+
+def test_urgent_recall(report: Report) -> None:
+    assert report.urgency_recall["urgent"] >= TARGETS["urgent_recall"][1], report.misses
+
+
+def test_routine_over_triage(report: Report) -> None:
+    assert report.routine_over_triage <= TARGETS["routine_over_triage"][1], report.misses
+
+
+def test_both_languages_are_understood(report: Report) -> None:
+    assert report.accuracy_by_lang["es"] >= 0.85
+    assert report.accuracy_by_lang["en"] >= 0.9
+
+
+def test_cached_model_loads_and_answers_fast(model_dir: str) -> None:
+    from agent.engines.nlu.classifier import IntentClassifier
+
+    model = IntentClassifier.load(Path(model_dir))
+    started = time.perf_counter()
+    for _ in range(50):
+        model.predict("um hi I was wondering if I could get my lisinopril refilled")
+    assert (time.perf_counter() - started) / 50 < 0.05
