@@ -326,6 +326,19 @@ def test_dose(text: str, expected: dict[str, Any]) -> None:
     assert values(text, "dose") == [expected]
 
 
+def test_strength_after_a_medication_needs_no_unit() -> None:
+    assert ents("metformin five hundred twice a day") == [
+        ("medication", "metformin"),
+        ("dose", {"amount": 500.0, "unit": None}),
+    ]
+
+
+def test_hesitations_do_not_split_expressions() -> None:
+    assert ents("uh next um tuesday") == [("date", "2026-12-01")]
+    assert ents("five five five uh one two three four") == [("phone", "5551234")]
+    assert values("can i see doctor um patel", "provider") == ["patel"]
+
+
 def test_refill_sentence() -> None:
     assert ents(
         "i need a refill of my listen a pril 20 milligrams sent to the cvs on main street"

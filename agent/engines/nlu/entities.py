@@ -131,8 +131,21 @@ class _Tok:
     end: int
 
 
+# Hesitations that ASR writes out and that would otherwise split "next uh tuesday". Not "oh" (a
+# spoken zero) nor "like"/"so" (they can carry meaning).
+_HESITATIONS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "hmm", "mm", "eh"})
+
+
 def _tokens(folded: Folded) -> list[_Tok]:
-    return [_Tok(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", folded.text)]
+    return [
+        _Tok(m.group(), m.start(), m.end())
+        for m in re.finditer(r"\S+", folded.text)
+        if m.group() not in _HESITATIONS
+    ]
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in fold(text).text.split() if w not in _HESITATIONS]
 
 
 @dataclass(frozen=True)
@@ -339,7 +352,7 @@ def _plausible_birth(d: date, today: date) -> bool:
 def parse_date_of_birth(text: str, now: datetime) -> date | None:
     """The date of birth in an answer to "what is your date of birth?", or ``None``."""
     today = now.date()
-    words = fold(text).text.split()
+    words = _words(text)
     for i in range(len(words)):
         found = _date_with_year(words, i, today, spoken_year_ok=True)
         if found and _plausible_birth(found[0], today):
@@ -650,7 +663,7 @@ def _time_at(words: Sequence[str], i: int) -> _Found | None:
 
 def parse_datetime_preference(text: str, now: datetime, tz: str) -> DateTimePreference | None:
     """A day and/or time of day the caller prefers ("next tuesday morning", "tomorrow at 3")."""
-    found = _scan(fold(text).text.split(), _local_today(now, tz), [_find_dates, _find_times])
+    found = _scan(_words(text), _local_today(now, tz), [_find_dates, _find_times])
     by_label = {f.label: f.value for f in found}
     d = by_label.get("date")
     rng = by_label.get("date_range")
@@ -734,7 +747,7 @@ def _as_phone(digits: str) -> str | None:
 
 def parse_phone(text: str) -> str | None:
     """A phone number as digits ("five five five one two three four" -> "5551234")."""
-    for digits, _first, _end in _phone_runs(fold(text).text.split()):
+    for digits, _first, _end in _phone_runs(_words(text)):
         phone = _as_phone(digits)
         if phone:
             return phone
@@ -933,6 +946,7 @@ def _load_common_words() -> frozenset[str]:
 COMMON_WORDS: frozenset[str] = _load_common_words()
 """Ordinary words: a fuzzy medication match needs at least one word that is not one of these."""
 _MAX_MED_WORDS = max(len(k.split()) for k in MEDICATIONS)
+_MEDICATION_LAST_WORDS = frozenset(k.split()[-1] for k in MEDICATIONS)
 _FUZZY_MIN_LETTERS = 6
 FUZZY_THRESHOLD = 0.8
 """Mean of the spelling and consonant-skeleton similarities a fuzzy match must reach."""
@@ -1076,7 +1090,8 @@ def _find_doses(words: Sequence[str], today: date) -> list[_Found]:
             unit, j = "mg", j + 1
         if unit is not None:
             out.append(_Found("dose", {"amount": amount[0], "unit": unit}, i, j + 1, 7))
-        elif words[i] == "point":
+        elif words[i] == "point" or (i > 0 and words[i - 1] in _MEDICATION_LAST_WORDS):
+            # "point five", "metformin five hundred": a strength whose unit went unsaid.
             out.append(_Found("dose", {"amount": amount[0], "unit": None}, i, j, 7))
     return out
 
