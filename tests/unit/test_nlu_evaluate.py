@@ -15,6 +15,7 @@ from agent.engines.nlu.evaluate import (
     load_set,
     parse_item,
     score,
+    spread,
     word_error_rate,
 )
 
@@ -126,3 +127,10 @@ def test_dev_set_flag_ids_exist_in_the_triage_packs() -> None:
             if line.startswith("id = "):
                 ids.add(json.loads(line.removeprefix("id = ")))
     assert BASE_FLAGS <= ids
+
+
+def test_spread_takes_evenly_spaced_items() -> None:
+    items = [item(INTENTS[i % len(INTENTS)]) for i in range(100)]
+    picked = spread(items, 10)
+    assert len(picked) == 10 and picked[0] is items[0] and picked[1] is items[10]
+    assert spread(items, 500) == items

@@ -190,6 +190,14 @@ def score(items: Sequence[DevItem], results: Sequence[Understanding]) -> Report:
     )
 
 
+def spread(items: Sequence[DevItem], n: int) -> list[DevItem]:
+    """``n`` items evenly spaced through ``items`` (the set is grouped by intent, so its first
+    ``n`` would all be one intent)."""
+    if n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
 def word_error_rate(reference: str, hypothesis: str) -> tuple[int, int]:
     """(edits, reference words) after the classifier's normalisation, so punctuation, case and
     fillers are not counted as errors."""
@@ -247,7 +255,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", default=str(DEV_SET), help="labelled JSONL (default: the dev set)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--limit", type=int, default=0, help="use only the first N utterances")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="use N utterances, evenly spaced through the set so every intent is represented",
+    )
     parser.add_argument("--misses", action="store_true", help="list the utterances we got wrong")
     parser.add_argument(
         "--audio",
@@ -282,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"medagent eval: {exc}", file=sys.stderr)
         return 2
     if args.limit:
-        items = items[: args.limit]
+        items = spread(items, args.limit)
     now = datetime.fromisoformat(args.now)
     try:
         understander = Understander.from_config(cfg)
