@@ -28,41 +28,11 @@ NEGATION_WINDOW = 6
 
 # Text is folded first (lower case, no accents, no apostrophes), so "can't" is "cant", "sí" is "si".
 NEGATION_CUES = frozenset(
-    {
-        # English
-        "no",
-        "not",
-        "never",
-        "without",
-        "denies",
-        "denied",
-        "deny",
-        "nor",
-        "neither",
-        "dont",
-        "doesnt",
-        "didnt",
-        "isnt",
-        "arent",
-        "wasnt",
-        "werent",
-        "havent",
-        "hasnt",
-        "hadnt",
-        "aint",
-        "none",
-        "negative",
-        # Spanish
-        "sin",
-        "niega",
-        "nunca",
-        "ni",
-        "tampoco",
-        "ningun",
-        "ninguna",
-        "ninguno",
-        "nada",
-    }
+    """
+    no not never without denies denied deny nor neither dont doesnt didnt isnt arent wasnt
+    werent havent hasnt hadnt aint none negative sin niega nunca ni tampoco ningun ninguna
+    ninguno nada
+    """.split()
 )
 
 # "can't", "cannot", "won't" are not cues: they negate abilities ("I can't stand up, my chest
@@ -71,158 +41,31 @@ NEGATION_CUES = frozenset(
 # A cue followed by one of these words is not a negation of what follows ("not sure if it's chest
 # pain", "I can't stop the bleeding", "no better"). The scan stops there: the finding stands.
 PSEUDO_NEGATION_NEXT = frozenset(
-    {
-        "sure",
-        "certain",
-        "know",
-        "think",
-        "idea",
-        "stop",
-        "stopping",
-        "only",
-        "just",
-        "better",
-        "improving",
-        "matter",
-        "tell",
-        "wake",
-        "waking",
-        "responding",
-        "doubt",
-        "feel",
-        "feeling",
-        "seguro",
-        "segura",
-        "se",
-        "para",
-        "deja",
-        "mejora",
-    }
+    """
+    sure certain know think idea stop stopping only just better improving matter tell wake
+    waking responding doubt feel feeling seguro segura se para deja mejora
+    """.split()
 )
 # "doubt" is in the list because "no doubt it's chest pain" affirms.
 
 # Words that end a negation's scope: conjunctions and the start of a new clause with its own subject.
 SCOPE_BREAKS = frozenset(
-    {
-        "but",
-        "and",
-        "however",
-        "though",
-        "although",
-        "except",
-        "yet",
-        "so",
-        "because",
-        "now",
-        "then",
-        "i",
-        "im",
-        "ive",
-        "id",
-        "ill",
-        "he",
-        "hes",
-        "she",
-        "shes",
-        "they",
-        "theyre",
-        "we",
-        "were",
-        "pero",
-        "y",
-        "e",
-        "aunque",
-        "sino",
-        "ahora",
-        "its",
-        "thats",
-        "my",
-        "yo",
-        "ella",
-        "mi",
-        "porque",
-    }
+    """
+    but and however though although except yet so because now then i im ive id ill he hes she
+    shes they theyre we were pero y e aunque sino ahora its thats my yo ella mi porque
+    """.split()
 )
 
 # Relations whose condition a caller reports: "my son", "mi hija".
 RELATIONS = frozenset(
-    {
-        "son",
-        "daughter",
-        "child",
-        "kid",
-        "baby",
-        "infant",
-        "newborn",
-        "toddler",
-        "boy",
-        "girl",
-        "mother",
-        "mom",
-        "mum",
-        "mommy",
-        "father",
-        "dad",
-        "daddy",
-        "husband",
-        "wife",
-        "partner",
-        "boyfriend",
-        "girlfriend",
-        "brother",
-        "sister",
-        "grandmother",
-        "grandma",
-        "grandfather",
-        "grandpa",
-        "grandson",
-        "granddaughter",
-        "aunt",
-        "uncle",
-        "niece",
-        "nephew",
-        "cousin",
-        "friend",
-        "neighbor",
-        "neighbour",
-        "roommate",
-        "patient",
-        "client",
-        "resident",
-        "fiance",
-        "fiancee",
-        "stepson",
-        "stepdaughter",
-        "stepmother",
-        "stepfather",
-        "hijo",
-        "hija",
-        "hijos",
-        "nino",
-        "nina",
-        "bebe",
-        "madre",
-        "mama",
-        "padre",
-        "papa",
-        "esposo",
-        "esposa",
-        "marido",
-        "mujer",
-        "hermano",
-        "hermana",
-        "abuelo",
-        "abuela",
-        "nieto",
-        "nieta",
-        "tio",
-        "tia",
-        "amigo",
-        "amiga",
-        "vecino",
-        "vecina",
-        "pareja",
-    }
+    """
+    son daughter child kid baby infant newborn toddler boy girl mother mom mum mommy father dad
+    daddy husband wife partner boyfriend girlfriend brother sister grandmother grandma
+    grandfather grandpa grandson granddaughter aunt uncle niece nephew cousin friend neighbor
+    neighbour roommate patient client resident fiance fiancee stepson stepdaughter stepmother
+    stepfather hijo hija hijos nino nina bebe madre mama padre papa esposo esposa marido mujer
+    hermano hermana abuelo abuela nieto nieta tio tia amigo amiga vecino vecina pareja
+    """.split()
 )
 _POSSESSIVES = frozenset(
     {"my", "our", "his", "her", "their", "the", "mi", "mis", "nuestro", "nuestra", "su"}
