@@ -1302,17 +1302,9 @@ class PbxSim:
         await asyncio.sleep(0)  # 204 first, then LeftBridge/StasisEnd (as recorded)
         if ch.bridge is not None:
             self._remove_from_bridge(ch.bridge, ch)
-        waiting = (
-            ch.stasis_exit is not None
-            and not ch.stasis_exit.done()
-            and ch.leg is not None
-            and ch.kind == "caller"
-        )
+        # Whoever put the channel into Stasis (the dialplan's Stasis step, an originate, a
+        # channels/create) is waiting on stasis_exit and runs the dialplan from the target.
         self._leave_stasis(ch, target)
-        if not waiting and not ch.hungup:
-            # ARI-created channels have no dialplan task waiting: start one.
-            if ch.dial_task is None or ch.dial_task.done():
-                ch.dial_task = self.spawn(self._pbx(ch, target), f"pbx:{ch.snap.id}")
 
     async def redirect(self, ch: SimChannel, endpoint: str) -> None:
         await asyncio.sleep(0)

@@ -80,7 +80,7 @@ def make_sounds(out: Path = SHIPPED_DIR) -> None:
     speech = np.concatenate([x for pair in zip(syllables, gaps, strict=True) for x in pair])
     (out / "hello-world.ulaw").write_bytes(ulaw_encode(speech[: int(1.42 * 8000)]))
     (out / "vm-intro.ulaw").write_bytes(
-        ulaw_encode(np.concatenate([tone([440.0, 660.0], 0.8), tone([1000.0], 0.2)]))
+        ulaw_encode(np.concatenate([tone([440.0, 660.0], 0.4), tone([1000.0], 0.1)]))
     )
     (out / "tone-440.ulaw").write_bytes(ulaw_encode(tone([440.0], 1.0)))
 

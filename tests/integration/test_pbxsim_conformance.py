@@ -8,14 +8,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
+from agent.core.g711 import ulaw_encode
 from agent.pbxsim import PbxSim, PbxSimConfig, PhoneConfig
 from agent.pbxsim.ari import ROUTES, AriServer
 from agent.pbxsim.swagger import Models, operations
@@ -25,6 +28,11 @@ APP = "medical-agent"
 # Events a client must ignore and the stand-in does not produce (README: "A fake can emit them
 # or not"), plus RTCP-derived variables.
 NOT_MODELLED = {"ChannelVarset"}
+
+
+def tone_ulaw(freq: float, seconds: float) -> bytes:
+    t = np.arange(int(seconds * 8000)) / 8000
+    return ulaw_encode((np.sin(2 * np.pi * freq * t) * 0.3 * 32767).astype(np.int16))
 
 
 def load_trace(ref: Path, name: str) -> list[dict[str, Any]]:
@@ -97,6 +105,7 @@ async def test_replay_call_lifecycle(
         return text
 
     statuses: list[int] = []
+    em_port = 0
     try:
         for r in rest:
             path = mapped(r["path"])
@@ -106,12 +115,16 @@ async def test_replay_call_lifecycle(
             if r["method"] == "DELETE" and r["path"].startswith("/channels/"):
                 await caller.hangup()
                 await probe.event("StasisEnd", id=ids[recorded_caller])
+            if r["path"] == "/channels":  # 3 s of RTP both ways happened here in the recording
+                await caller.play(tone_ulaw(440, 0.5))
+                await asyncio.sleep(0.05)
             status, body = await probe.request(r["method"], path, **query)
             statuses.append(status)
             if r["path"] in ("/channels/externalMedia", "/bridges") and r["method"] == "POST":
                 ids[r["response_body"]["id"]] = body["id"]
                 if r["path"] == "/channels/externalMedia":
                     await probe.event("StasisStart", id=body["id"])
+                    em_port = int(body["channelvars"]["UNICASTRTP_LOCAL_PORT"])
             if r["path"].endswith("/play"):
                 if r["path"].startswith("/channels/"):
                     await caller.send_dtmf("1")
@@ -122,6 +135,27 @@ async def test_replay_call_lifecycle(
     assert statuses == [r["status"] for r in rest]
     ours = [e["type"] for e in probe.all_events if e["type"] not in NOT_MODELLED]
     assert ours == recorded_types
+    # The externalMedia RTP has the recorded shape.
+    rx = [
+        json.loads(line)
+        for line in (asterisk_reference / "rtp" / "externalmedia_rx.jsonl").read_text().splitlines()
+    ]
+    pkts = [p for _, p, _ in peer.received]
+    assert len(pkts) >= 25  # the caller's 0.5 s, then the bridge playback mixed by softmix
+    assert {(p.payload_type, len(p.serialize()), len(p.payload), p.version) for p in pkts} == {
+        (r["pt"], r["len"], r["payload_len"], r["v"]) for r in rx
+    }
+    assert not any(p.padding or p.extension or p.csrc for p in pkts) and not any(
+        r["x"] or r["cc"] for r in rx
+    )
+    steps = {
+        ((b.sequence_number - a.sequence_number) % 65536, (b.timestamp - a.timestamp) % 2**32)
+        for a, b in zip(pkts[:24], pkts[1:25], strict=True)
+    }
+    assert steps == {(1, 160)}
+    assert {(peer_addr[0], peer_addr[1]) for _, _, peer_addr in peer.received} == {
+        ("127.0.0.1", em_port)
+    }
 
 
 async def test_replay_error_responses(sim: PbxSim, asterisk_reference: Path) -> None:
