@@ -10,9 +10,9 @@ A finding preceded by a negation in its clause ("no chest pain", "denies fever",
 pecho") does not count; a rule may opt out with ``negatable = false`` (suicidal talk). Whom a flag is
 about ("my son can't breathe") comes from ``agent.core.negation.subject_of``.
 
-Emergency rules are applied in both languages whatever ``lang`` says: Whisper's language guess on a
-two-second turn is unreliable and callers switch language under stress, and a Spanish phrase cannot
-fire on English words by accident.
+Every rule is applied in both languages whatever ``lang`` says (``lang`` only orders them): the
+language guess on a two-second turn is unreliable and callers switch language under stress, and a
+Spanish phrase cannot fire on English words by accident (the dev set shows no false alarm from it).
 
 The syntax of a pack is explained at the top of ``agent/data/triage/base.toml``.
 """
@@ -163,12 +163,11 @@ class Triage:
         order = [lang] + [other for other in LANGS if other != lang]
         flags: list[RedFlag] = []
         for rule in self.rules:
-            langs = order if rule.urgency == "emergency" else [lang]
-            m = rule.trigger.find(folded, langs, negatable=rule.negatable)
+            m = rule.trigger.find(folded, order, negatable=rule.negatable)
             if m is None:
                 continue
             if any(
-                group.find(folded, langs, negatable=rule.negatable) is None
+                group.find(folded, order, negatable=rule.negatable) is None
                 for group in rule.requires
             ):
                 continue
