@@ -160,10 +160,12 @@ class SttConfig:
     logprob_threshold: float = -1.0
     vocabulary: list[str] = field(default_factory=list)
     """Extra domain words for the initial prompt (provider and medication names are added)."""
-    short_window: bool = True
-    """Encode only the utterance plus padding instead of Whisper's full 30 s window (about 3x
-    faster on short turns); falls back to the full window when the result looks wrong."""
-    short_window_pad_s: float = 2.0
+    short_window: Literal["never", "short_answers", "always"] = "short_answers"
+    """When to encode only the utterance plus padding instead of Whisper's full 30 s window
+    (5-10x faster; falls back to the full window when the result looks wrong). ``short_answers``:
+    only when the dialog expects yes/no or a digit, because on open sentences it lost words
+    (a drug name among them) that the full window kept — see bench/stt.py."""
+    short_window_pad_s: float = 3.0
     """Silence kept after the speech in the short window; less makes the decoder loop."""
     compression_ratio_threshold: float = 2.4
     """Text that zlib compresses better than this is a repetition loop, not speech."""

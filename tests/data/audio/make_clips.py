@@ -30,6 +30,14 @@ SENTENCES = {
     "yes": "Yes.",
     "no": "No, thank you.",
     "three": "Three.",
+    "cancel": "I need to cancel my appointment on Thursday morning.",
+    "pharmacy": "Please send it to the pharmacy on Main Street.",
+    "callback": "You can call me back at five five five, two one two, three four.",
+    "metformin": "My metformin makes me feel sick after dinner.",
+    "nurse": "Can I speak to the nurse about my daughter's rash?",
+    "billing": "I have a question about a bill I got last week.",
+    "dob": "My date of birth is March fourth, nineteen sixty two.",
+    "breath": "My father is short of breath and his chest hurts.",
 }
 ESPEAK_TOO = {"refill", "appointment", "yes"}
 

