@@ -4,9 +4,11 @@ trained into a temporary folder (the real model's quality is tested in tests/int
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from agent.cli import main
 from agent.engines.nlu import classifier, train
@@ -25,6 +27,13 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = root / "medagent.toml"
     cfg.write_text(f'[nlu]\nmodel_dir = "{root / "model"}"\n')
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # The commands configure structlog onto the captured stderr; later tests must not inherit it.
+    yield
+    structlog.reset_defaults()
 
 
 KEYS = ["text", "lang", "intent", "confidence", "urgency", "red_flags", "entities"]

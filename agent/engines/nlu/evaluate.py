@@ -28,6 +28,7 @@ from agent.configcmd import resolve_config_path
 from agent.core.understanding import INTENTS, URGENCIES, Understanding
 from agent.engines.nlu.classifier import normalize
 from agent.errors import ConfigError, EngineError
+from agent.log import configure_logging
 
 DEV_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "nlu" / "dev.jsonl"
 DEFAULT_VOICES = ("joe", "us-male", "us-female")
@@ -294,6 +295,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"medagent eval: {exc}", file=sys.stderr)
         return 2
+    # Engines log as they load; the log goes to stderr so stdout stays one report.
+    configure_logging(cfg.logging)
     if args.limit:
         items = spread(items, args.limit)
     now = datetime.fromisoformat(args.now)
@@ -363,6 +366,7 @@ def _audio_eval(
     for voice in voices:
         edits = words = 0
         results = []
+        heard_texts = []
         stt_s = 0.0
         for seed, item in enumerate(items):
             # The caller's line delivers μ-law; the STT engine takes linear 16-bit samples.
@@ -372,6 +376,7 @@ def _audio_eval(
             stt_s += time.perf_counter() - t0
             e, n = word_error_rate(item.text, heard)
             edits, words = edits + e, words + n
+            heard_texts.append(heard)
             results.append(understander.understand(heard, now=now, transcript=heard))
         report = score(items, results)
         per_voice[voice] = {
@@ -380,5 +385,17 @@ def _audio_eval(
             **report.metrics(),
             "red_flag_recall": report.red_flag_recall,
             "stt_s_per_utterance": stt_s / max(len(items), 1),
+            # Synthetic speech of dev-set sentences: no caller's words are printed.
+            "misses": [
+                {**miss, "heard": heard}
+                for miss, heard in _misses_with_heard(report.misses, items, heard_texts)
+            ],
         }
     return per_voice
+
+
+def _misses_with_heard(
+    misses: list[dict[str, Any]], items: Sequence[DevItem], heard: Sequence[str]
+) -> list[tuple[dict[str, Any], str]]:
+    by_text = {item.text: h for item, h in zip(items, heard, strict=True)}
+    return [(miss, by_text[miss["text"]]) for miss in misses]

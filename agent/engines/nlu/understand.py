@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from agent.config import Config, load_config
 from agent.configcmd import resolve_config_path
 from agent.errors import ConfigError, EngineError
+from agent.log import configure_logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"medagent: configuration error: {exc}", file=sys.stderr)
         return 2
+    # Engines log as they load; the log goes to stderr so stdout stays pure JSON.
+    configure_logging(cfg.logging)
     try:
         inputs = _inputs(args)
     except (OSError, ValueError) as exc:
