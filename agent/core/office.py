@@ -63,3 +63,49 @@ def route_call(
     if active_calls >= max_calls:
         return RouteDecision("staff", "capacity")
     return RouteDecision("agent", "ok")
+
+
+_DAY_NAMES = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+
+
+def _clock(t: time) -> str:
+    hour = t.hour % 12 or 12
+    minutes = f":{t.minute:02d}" if t.minute else ""
+    return f"{hour}{minutes} {'AM' if t.hour < 12 else 'PM'}"
+
+
+def hours_sentence(office_hours: dict[str, str]) -> str:
+    """The office hours as one spoken sentence, grouping days with the same hours:
+    "We're open Monday to Thursday, 8 AM to 5 PM, and Friday, 8 AM to 4 PM."."""
+    groups: list[tuple[list[str], str]] = []
+    for day in WEEKDAYS:
+        span = office_hours.get(day)
+        if not span:
+            continue
+        start, end = parse_span(span)
+        spoken = f"{_clock(start)} to {_clock(end)}"
+        last_day = groups[-1][0][-1] if groups else None
+        if groups and groups[-1][1] == spoken and last_day == WEEKDAYS[WEEKDAYS.index(day) - 1]:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], spoken))
+    if not groups:
+        return "The office has no regular opening hours set."
+    parts = []
+    for days, spoken in groups:
+        names = (
+            _DAY_NAMES[days[0]]
+            if len(days) == 1
+            else f"{_DAY_NAMES[days[0]]} to {_DAY_NAMES[days[-1]]}"
+        )
+        parts.append(f"{names}, {spoken}")
+    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + ", and " + parts[-1]
+    return f"We're open {joined}."

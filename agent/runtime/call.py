@@ -56,6 +56,7 @@ from agent.core.dialog.commands import (
 from agent.core.dialog.commands import Event as DialogEvent
 from agent.core.dialog.machine import Dialog, DialogSettings, State
 from agent.core.jitter import JitterFrame
+from agent.core.office import hours_sentence
 from agent.core.segmenter import BargeIn, Segmenter, UtteranceEnded
 from agent.errors import AriError, AriNotFound
 from agent.log import get_logger
@@ -104,7 +105,8 @@ def dialog_settings(cfg: Config) -> DialogSettings:
         front_desk=cfg.transfer.front_desk,
         ring_timeout_s=cfg.transfer.ring_timeout_s,
         min_confidence=cfg.nlu.min_confidence,
-        faq=dict(cfg.practice.faq),
+        # The hours answer comes from the configured office hours unless the practice wrote its own.
+        faq={"hours": hours_sentence(cfg.practice.office_hours), **cfg.practice.faq},
         no_input_timeout_s=cfg.calls.no_input_timeout_s,
     )
 
@@ -365,6 +367,15 @@ class CallSession:
         self._handed_back = True
         self.outcome = f"handed_back:{reason}"
         log.info("call handed back to the dialplan", reason=reason, context=t.fallback_context)
+
+    async def hand_back_now(self, reason: str) -> None:
+        """From outside the call (shutdown): hand the caller back unless they are gone or bridged."""
+        if self._caller_gone.is_set() or self._handed_back or self._bridged_to is not None:
+            return
+        try:
+            await self._hand_back(reason)
+        except AriError as exc:
+            log.error("could not hand the call back", reason=reason, error=str(exc))
 
     async def _hangup(self, cmd: Hangup) -> None:
         assert self.media is not None

@@ -83,7 +83,9 @@ class SpacyNlu:
         from agent.engines.nlu.entities import parse_yes_no
 
         result: Understanding = self._u.understand(text, now=now)
-        if expect == "yes_no" and result.entity("yes_no") is None:
+        # The dialog decides what a yes/no means in context ("no, that's all" ends a call; "no chest
+        # pain" in a long sentence does not), so the reading is attached whatever was asked.
+        if result.entity("yes_no") is None:
             answer = parse_yes_no(text)
             if answer is not None:
                 from dataclasses import replace

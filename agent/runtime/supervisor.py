@@ -180,6 +180,14 @@ class Supervisor:
             if task is not None:
                 await self.calls.cancel(task)
 
+    async def hand_back_all(self, reason: str) -> None:
+        """Shutting down: every caller still talking to the agent goes to the dialplan fallback
+        (front desk) instead of being cut off."""
+        sessions = list(self.sessions.values())
+        if sessions:
+            log.info("handing calls back before shutdown", calls=len(sessions), reason=reason)
+        await asyncio.gather(*(s.hand_back_now(reason) for s in sessions), return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel every call and wait for each to clean up."""
         await self.calls.close()

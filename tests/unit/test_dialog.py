@@ -211,3 +211,23 @@ def test_never_stuck_every_listen_or_end(events) -> None:
         assert isinstance(out[-1], Listen | Transfer | HandBack | Hangup), (d.state, out)
     d.handle(CallerHungUp(NOW))
     assert d.state is State.ENDED
+
+
+def test_yes_with_a_new_request_is_handled_and_no_thats_all_ends_the_call() -> None:
+    d = started()
+    d.handle(u("i need a refill", "refill"))
+    d.handle(u("jane doe, lisinopril"))
+    assert d.state is State.ANYTHING_ELSE
+    out = d.handle(u("yes, what are your office hours", "office_info", conf=0.9, yes=True))
+    assert any(isinstance(c, Say) and "eight to five" in c.text for c in out)
+    out = d.handle(u("no, that's all. thank you", "message", conf=0.7, yes=False))
+    assert isinstance(out[-1], Hangup)
+
+
+def test_closing_phrase_in_request_state_after_a_request() -> None:
+    d = started()
+    d.handle(u("what are your hours", "office_info"))
+    d.handle(u("yes", yes=True))
+    assert d.state is State.REQUEST
+    out = d.handle(u("nothing else, goodbye", "message", conf=0.8))
+    assert isinstance(out[-1], Hangup)

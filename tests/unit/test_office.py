@@ -48,3 +48,15 @@ def test_route_call_soft_launch_capacity_health() -> None:
     assert route_call(day, P, healthy=True, active_calls=0, max_calls=4).route == "agent"
     assert route_call(night, P, healthy=True, active_calls=4, max_calls=4).reason == "capacity"
     assert route_call(night, P, healthy=False, active_calls=0, max_calls=4).reason == "unhealthy"
+
+
+def test_hours_sentence_groups_days() -> None:
+    from agent.core.office import hours_sentence
+
+    assert (
+        hours_sentence(P.office_hours)
+        == "We're open Monday to Thursday, 8 AM to 5 PM, and Friday, 8 AM to 4 PM."
+    )
+    assert hours_sentence({"mon": "08:30-12:00", "wed": "08:30-12:00"}) == (
+        "We're open Monday, 8:30 AM to 12 PM, and Wednesday, 8:30 AM to 12 PM."
+    )

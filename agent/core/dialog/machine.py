@@ -137,6 +137,9 @@ class Dialog:
             return self._emergency(u)
         if u.urgency == "urgent":
             return self._urgent(u)
+        if self.requests and _done(u):
+            # "No, that's all" after a request was handled: the caller is done.
+            return self._goodbye()
         if u.confidence < self.settings.min_confidence or not u.text.strip():
             return self._reprompt()
         self.reprompts = 0
@@ -258,10 +261,14 @@ class Dialog:
     def _anything_else(self, ev: Heard) -> list[Command]:
         u = ev.understanding
         answer = _yes_no(u)
-        if u.urgency != "routine" or (
-            answer is None and u.confidence >= self.settings.min_confidence
-        ):
-            # Not a yes/no but a new request: handle it directly.
+        if u.urgency == "routine" and _done(u):
+            self.transcript.append(u.text)
+            return self._goodbye()
+        new_request = u.confidence >= self.settings.min_confidence and (
+            answer is None or not _short(u.text)
+        )
+        if u.urgency != "routine" or new_request:
+            # Not a plain yes/no but a request ("yes, what are your hours?"): handle it directly.
             self.state = State.REQUEST
             return self._request(ev)
         self.transcript.append(u.text)
@@ -385,6 +392,35 @@ class Dialog:
 def _yes_no(u: Understanding) -> bool | None:
     e = u.entity("yes_no")
     return e.value if e is not None and isinstance(e.value, bool) else None
+
+
+CLOSINGS = (
+    "that's all",
+    "that is all",
+    "that's it",
+    "nothing else",
+    "i'm good",
+    "i'm fine thanks",
+    "goodbye",
+    "bye",
+    "no thank",
+    "eso es todo",
+    "nada más",
+    "nada mas",
+)
+
+
+def _done(u: Understanding) -> bool:
+    """The caller has nothing more: a bare "no", or a closing phrase ("no, that's all, thanks")."""
+    text = " ".join(re.findall(r"[\w']+", u.text.lower()))
+    return (_yes_no(u) is False and _short(text)) or any(
+        re.search(rf"\b{c}\b", text) for c in CLOSINGS
+    )
+
+
+def _short(text: str) -> bool:
+    """A bare answer ("no thanks", "yes please", "that's all") rather than a new sentence."""
+    return len(text.split()) <= 4
 
 
 def _entities(u: Understanding) -> list[dict[str, Any]]:

@@ -1,0 +1,108 @@
+"""``medagent run``: the agent in the foreground (systemd runs this).
+
+Start-up order: configuration (fails fast with file/key/expected), logging, models (loaded once, in
+worker threads), the supervisor's subscription, then the ARI client (so the first ``Connected`` is
+seen), FastAGI when enabled. A wrong ARI password stops the agent at once with a message naming the
+user and URL; an unreachable Asterisk is retried with backoff while the agent waits.
+
+Shutdown (SIGTERM/SIGINT): calls in progress are handed back to the dialplan fallback (front desk)
+rather than dropped, then every task is cancelled and awaited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from agent.config import Config, load_config
+from agent.configcmd import resolve_config_path
+from agent.errors import AriUnauthorized, ConfigError, MedAgentError
+from agent.log import configure_logging, get_logger
+
+log = get_logger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself after this long (tests, smoke checks)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(resolve_config_path(args.config))
+    except ConfigError as exc:
+        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(cfg.logging)
+    try:
+        asyncio.run(serve(cfg, stop_after_s=args.stop_after))
+    except AriUnauthorized as exc:
+        print(
+            f"medagent: Asterisk refused our ARI credentials ({exc}). Set ari.username/ari.password to "
+            f"the user in ari.conf, then restart.",
+            file=sys.stderr,
+        )
+        return 2
+    except MedAgentError as exc:
+        print(f"medagent: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def serve(
+    cfg: Config, *, stop_after_s: float | None = None, ready: asyncio.Event | None = None
+) -> None:
+    from agent.adapters.ari.client import AriClient
+    from agent.runtime.engines import load_engines
+    from agent.runtime.supervisor import Supervisor
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    log.info("loading models", stt=cfg.stt.model, tts=cfg.tts.backend)
+    engines = await load_engines(cfg)
+    ari = AriClient(cfg.ari)
+    supervisor = Supervisor(cfg, ari, engines)
+    runner = asyncio.create_task(supervisor.run(), name="supervisor")
+    await asyncio.sleep(0)  # let the supervisor subscribe before the first Connected
+    ari.start()
+    agi: Any = None
+    try:
+        if cfg.agi.enabled:
+            from agent.adapters.fastagi import FastAgiServer
+
+            agi = FastAgiServer(cfg.agi, cfg.practice, supervisor)
+            await agi.start()
+        await ari.wait_connected(timeout_s=None if stop_after_s is None else stop_after_s)
+        log.info("agent ready", app=cfg.ari.app, url=cfg.ari.url)
+        if ready is not None:
+            ready.set()
+        waiter = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait(
+            {waiter, runner}, timeout=stop_after_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        waiter.cancel()
+        if runner in done and runner.exception() is not None:
+            raise runner.exception()  # type: ignore[misc]
+    finally:
+        log.info("shutting down", active_calls=supervisor.active_calls)
+        await supervisor.hand_back_all("shutdown")
+        await supervisor.close()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        if agi is not None:
+            await agi.close()
+        await ari.close()
+        await engines.aclose()
