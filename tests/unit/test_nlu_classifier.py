@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.core.understanding import INTENTS
 from agent.engines.nlu import classifier, train
@@ -116,3 +118,11 @@ def test_if_changed_uses_the_hash(tmp_path: Path) -> None:
     (target / classifier.META_FILE).write_text(json.dumps({"data_hash": train.fingerprint()}))
     assert train.is_current(target)
     assert not train.is_current(target, epochs=train.EPOCHS + 1)
+
+
+@given(st.text(max_size=80))
+def test_normalize_is_idempotent_and_plain(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
+    assert set(once) <= set("abcdefghijklmnopqrstuvwxyz0123456789 ")
+    assert not set(once.split()) & classifier.FILLERS

@@ -141,7 +141,7 @@ def fit(
 
 
 class IntentClassifier:
-    """A trained model, loaded once and shared (spaCy inference is thread-safe for reading)."""
+    """A trained model, loaded once and shared by every call (prediction does not change it)."""
 
     def __init__(self, nlp: Any, meta: dict[str, Any] | None = None) -> None:
         self._nlp = nlp
