@@ -101,15 +101,14 @@ class SpacyNlu:
 async def load_engines(cfg: Config) -> Engines:
     """Load every model once (in worker threads, so the loop stays responsive) and pre-render the
     static prompts."""
-    from agent.core.dialog.prompts import STATIC
     from agent.engines.nlu.pipeline import Understander
     from agent.engines.stt import AsyncTranscriber, build_prompt, build_transcriber
     from agent.engines.tts import build_tts
     from agent.engines.vad import build_vad
-    from agent.runtime.prompts import PromptCache
+    from agent.runtime.prompts import PromptCache, static_prompts
 
     tts = await asyncio.to_thread(build_tts, cfg.tts)
-    prompts = PromptCache(tts, {**STATIC, "greeting": cfg.practice.greeting}, cfg.tts)
+    prompts = PromptCache(tts, static_prompts(cfg.practice), cfg.tts)
     report = await prompts.start()
     log.info(
         "prompts ready",

@@ -26,44 +26,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import PracticeConfig, TtsConfig
-from agent.core.g711 import ULAW_SILENCE
+from agent.core.dialog.prompts import STATIC
+from agent.core.pacer import FRAME_BYTES, split_frames
 from agent.engines.tts import TtsEngine
 from agent.log import get_logger
 
 log = get_logger(__name__)
 
-FRAME_BYTES = 160
-"""20 ms of 8 kHz μ-law: one RTP packet's payload."""
+
+__all__ = ["FRAME_BYTES", "PromptCache", "frames", "static_prompts"]
 
 
-def frames(ulaw: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
-    """Split μ-law audio into frames, padding the last one with μ-law silence (0xFF)."""
-    if frame_bytes <= 0:
-        raise ValueError(f"frame size must be positive, got {frame_bytes}")
-    out = [ulaw[i : i + frame_bytes] for i in range(0, len(ulaw), frame_bytes)]
-    if out and len(out[-1]) < frame_bytes:
-        out[-1] = out[-1] + bytes([ULAW_SILENCE]) * (frame_bytes - len(out[-1]))
-    return out
+def frames(ulaw: bytes) -> list[bytes]:
+    """Split μ-law audio into 20 ms frames, padding the last one with μ-law silence (0xFF)."""
+    return split_frames(ulaw)
 
 
 def static_prompts(practice: PracticeConfig) -> dict[str, str]:
-    """The prompts every call may need at once, by key. The greeting is the practice's own."""
-    return {
-        "greeting": practice.greeting,
-        "one_moment": "One moment, please.",
-        "didnt_catch": "Sorry, I didn't catch that. Could you say it again?",
-        "sorry": (
-            "I'm sorry, I'm having trouble helping with that. Let me connect you with someone "
-            "at the practice."
-        ),
-        "transferring": "Please hold while I connect you.",
-        "emergency": (
-            f"If this is a medical emergency, please hang up and dial {practice.emergency_number} "
-            "now."
-        ),
-        "still_there": "Are you still there?",
-        "goodbye": f"Thank you for calling {practice.name}. Goodbye.",
-    }
+    """The prompts every call may need at once, by key: the dialog's fixed prompts plus the
+    practice's own greeting."""
+    return {**STATIC, "greeting": practice.greeting}
 
 
 def cache_key(identity: str, text: str) -> str:

@@ -12,12 +12,11 @@ from datetime import datetime
 
 from agent.config import Config
 from agent.core.dialog.commands import Expect
-from agent.core.dialog.prompts import STATIC
 from agent.core.understanding import Entity, RedFlag, Understanding
 from agent.engines.tts import EspeakTts
 from agent.engines.vad import build_vad
 from agent.runtime.engines import Engines
-from agent.runtime.prompts import PromptCache
+from agent.runtime.prompts import PromptCache, static_prompts
 
 
 class ScriptedStt:
@@ -61,9 +60,7 @@ async def fake_engines(
     cfg: Config, script: list[str] | None = None, *, tmp_cache: str = ""
 ) -> tuple[Engines, ScriptedStt]:
     tts = EspeakTts(cfg.tts)
-    prompts = PromptCache(
-        tts, {**STATIC, "greeting": cfg.practice.greeting}, cfg.tts, cache_dir=tmp_cache
-    )
+    prompts = PromptCache(tts, static_prompts(cfg.practice), cfg.tts, cache_dir=tmp_cache)
     await prompts.start()
     stt = ScriptedStt(script)
     return (
