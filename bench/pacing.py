@@ -1,8 +1,8 @@
 """Outbound RTP pacing on the real asyncio loop: how close to the ideal 20 ms schedule, and drift.
 
 An ``RtpSession`` paces a continuous stream (1 s prompts back to back, comfort silence in any gap)
-to a loopback UDP receiver on its own thread, which timestamps each arrival with
-``time.monotonic()`` (the clock ``loop.time()`` reads). A packet's slot comes from its RTP
+to a loopback UDP receiver in its own process (so it shares no GIL with the loop under test), which
+timestamps each arrival with ``time.monotonic()`` (system-wide; the clock ``loop.time()`` reads). A packet's slot comes from its RTP
 timestamp, so its ideal arrival is ``schedule_start + slot * 20 ms``; the error is how late it was.
 Drift is the error at the end of the stream minus the error at its start (medians of 1 s each):
 with absolute deadlines it stays near zero however long the stream runs.
@@ -13,10 +13,11 @@ Full run: a 10-minute stream (600 s). Quick: 10 s.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import socket
 import struct
-import threading
 import time
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -28,14 +29,21 @@ from agent.core.pacer import FRAME_BYTES, FRAME_S
 PROMPT_S = 1.0
 
 
-def _receive(sock: socket.socket, stop: threading.Event, out: list[tuple[float, int]]) -> None:
-    while not stop.is_set():
+def _receiver(conn: Connection) -> None:
+    """Child process: bind, report the port, record (arrival, RTP timestamp) until told to stop."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.05)
+    conn.send(sock.getsockname()[1])
+    arrivals: list[tuple[float, int]] = []
+    while not conn.poll():
         try:
             data = sock.recv(2048)
         except TimeoutError:
             continue
-        arrived = time.monotonic()
-        out.append((arrived, struct.unpack_from("!I", data, 4)[0]))
+        arrivals.append((time.monotonic(), struct.unpack_from("!I", data, 4)[0]))
+    sock.close()
+    conn.send(arrivals)
 
 
 async def _stream(
@@ -59,20 +67,23 @@ async def _stream(
 
 def run(quick: bool) -> dict[str, object]:
     duration_s = 10.0 if quick else 600.0
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    arrivals: list[tuple[float, int]] = []
-    stop = threading.Event()
-    thread = threading.Thread(target=_receive, args=(sock, stop, arrivals), name="pacing-receiver")
-    thread.start()
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_receiver, args=(child,), name="pacing-receiver"
+    )
+    process.start()
     try:
-        session, extra = asyncio.run(_stream(duration_s, sock.getsockname()))
+        port = parent.recv()
+        cpu_started = time.process_time()
+        session, extra = asyncio.run(_stream(duration_s, ("127.0.0.1", port)))
+        cpu_s = time.process_time() - cpu_started
         time.sleep(0.1)
+        parent.send("stop")
+        arrivals: list[tuple[float, int]] = parent.recv()
     finally:
-        stop.set()
-        thread.join()
-        sock.close()
+        process.join(5)
+        if process.is_alive():
+            process.kill()
     t = np.array([a for a, _ in arrivals])
     slots = np.array(
         [((ts - session.initial_timestamp) % 2**32) // FRAME_BYTES for _, ts in arrivals]
@@ -95,5 +106,6 @@ def run(quick: bool) -> dict[str, object]:
         "error_ms_min": round(float(error_ms.min()), 3),
         "drift_ms": round(drift_ms, 3),
         "end_error_ms": round(float(error_ms[-1]), 3),
+        "loop_cpu_ms_per_stream_s": round(cpu_s * 1000 / duration_s, 3),
         **extra,
     }
