@@ -45,6 +45,7 @@ from agent.pbxsim.model import (
     PlaybackSnapshot,
     ari_timestamp,
     bridge_technology,
+    next_channel_state,
 )
 from agent.pbxsim.sounds import SoundLibrary, music_on_hold
 
@@ -508,7 +509,7 @@ class PbxSim:
     def set_state(self, ch: SimChannel, state: str) -> None:
         if ch.snap.state == state:
             return
-        ch.snap.state = state
+        ch.snap.state = next_channel_state(ch.snap.state, state)
         self.emit_channel(ch, "ChannelStateChange")
         if state == "Up" and ch.leg is not None and not ch.leg.answered.is_set():
             ch.leg.answered_at = self.loop_time()

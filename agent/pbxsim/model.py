@@ -157,6 +157,25 @@ class PlaybackSnapshot:
         }
 
 
+# The channel state machine: every state change the stand-in makes is a row here. Inbound SIP
+# calls start in Ring, ARI-created and dialled channels in Down (README, "state values seen").
+CHANNEL_STATE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "Down": frozenset({"Ringing", "Up"}),
+    "Ring": frozenset({"Up"}),
+    "Ringing": frozenset({"Up"}),
+    "Up": frozenset(),
+}
+
+
+def next_channel_state(current: str, new: str) -> str:
+    """``new`` if Asterisk makes that change (staying put is allowed); raises ``ValueError``."""
+    if new == current:
+        return current
+    if new not in CHANNEL_STATE_TRANSITIONS.get(current, frozenset()):
+        raise ValueError(f"channel state {current} -> {new} is not a change Asterisk makes")
+    return new
+
+
 def bridge_technology(channel_kinds: list[str], extra_participants: int) -> str:
     """What Asterisk reports as a bridge's ``technology`` for these members.
 

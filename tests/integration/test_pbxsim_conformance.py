@@ -21,6 +21,7 @@ import pytest
 from agent.core.g711 import ulaw_encode
 from agent.pbxsim import PbxSim, PbxSimConfig, PhoneConfig
 from agent.pbxsim.ari import ROUTES, AriServer
+from agent.pbxsim.model import next_channel_state
 from agent.pbxsim.swagger import Models, operations
 from agent.pbxsim.testing import AriProbe, RtpPeer
 
@@ -310,3 +311,27 @@ async def test_events_from_every_recorded_trace_validate(asterisk_reference: Pat
         for r in load_trace(asterisk_reference, f.name):
             if r["kind"] == "event":
                 assert models.validate_event(r["event"]) == [], f.name
+
+
+def test_channel_state_table_allows_every_recorded_change(asterisk_reference: Path) -> None:
+    seen: dict[str, str] = {}
+    changes = set()
+    for f in sorted((asterisk_reference / "traces").glob("ari_*.jsonl")):
+        for r in load_trace(asterisk_reference, f.name):
+            ch = (
+                r.get("event", {}).get("channel") or r.get("event", {}).get("peer")
+                if r["kind"] == "event"
+                else None
+            )
+            if ch:
+                before = seen.get(ch["id"])
+                if before is not None and before != ch["state"]:
+                    changes.add((before, ch["state"]))
+                seen[ch["id"]] = ch["state"]
+    assert changes  # the recordings do change states
+    for before, after in changes:
+        assert next_channel_state(before, after) == after
+    with pytest.raises(
+        ValueError, match="channel state Up -> Ringing is not a change Asterisk makes"
+    ):
+        next_channel_state("Up", "Ringing")
