@@ -616,7 +616,18 @@ class Ari:
         await ws.prepare(r)
         sock = EventSocket(ws, r)
         for app in apps:
-            self.sim.connections.setdefault(app, []).append(sock)
+            # events.json, ApplicationReplaced: "the newer WebSocket wins, and the older one
+            # receives this event" (and nothing more for that app).
+            for old in self.sim.connections.get(app, []):
+                old.send(
+                    {
+                        "type": "ApplicationReplaced",
+                        "timestamp": ari_timestamp(self.sim.now()),
+                        "asterisk_id": ASTERISK_ID,
+                        "application": app,
+                    }
+                )
+            self.sim.connections[app] = [sock]
             self.sim.known_apps.add(app)
         await self.sim.apps_changed()
         log.info("events websocket connected", apps=apps)

@@ -90,3 +90,19 @@ async def test_restart_hangs_up_drops_without_close_frame_and_comes_back_empty(
         404,
         {"message": "Bridge not found"},
     )
+
+
+async def test_a_second_websocket_for_the_app_replaces_the_first(
+    sim: PbxSim, probe: AriProbe
+) -> None:
+    newer = AriProbe(sim.base_url)
+    await newer.connect(APP)
+    try:
+        replaced = await probe.event("ApplicationReplaced")
+        assert replaced["application"] == APP
+        await sim.place_call()
+        await newer.event("StasisStart")
+        await asyncio.sleep(0.05)
+        assert [e["type"] for e in probe.all_events] == ["ApplicationReplaced"]
+    finally:
+        await newer.close()

@@ -100,11 +100,17 @@ async def test_transfer_flows_match_recording(
         0
     ] == 204
     await probe.event("Dial", dialstatus="ANSWER")
+    # The clinician hears a summary (here a beep) before the patient is connected.
+    leg = await clinician.wait_answered_call(1.0)
+    t_summary = asyncio.get_running_loop().time()
+    await probe.request("POST", "/channels/clin-answer/play", media="sound:beep")
+    await probe.event("PlaybackFinished")
+    summary_at = leg.first_audio_after(t_summary)
+    assert summary_at is not None and summary_at - t_summary < 0.1
     await probe.request("DELETE", f"/channels/{cid}/moh")
     await probe.request("POST", f"/bridges/{br['id']}/addChannel", channel="clin-answer")
     _, bridge = await probe.request("GET", f"/bridges/{br['id']}")
     assert bridge["technology"] == "native_rtp"
-    leg = await clinician.wait_answered_call(1.0)
     await leg.play(b"\x10" * 800)
     await asyncio.sleep(0.05)
     assert b"\x10" * 160 in caller.heard_ulaw()  # the caller hears the clinician
