@@ -10,3 +10,51 @@ rest, a hash-chained append-only audit log, and an encrypted spool for database 
     patients.py   the patient directory (search by name + DOB through the blind index)
     scheduling.py ``Scheduler`` protocol, the built-in slot scheduler, and ``seed_demo``
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from agent.adapters.store.crypto import Keyring, load_keyring
+from agent.adapters.store.db import Database, open_database
+from agent.adapters.store.patients import PatientDirectory
+from agent.adapters.store.records import PgRecords
+from agent.adapters.store.scheduling import PgScheduler
+from agent.adapters.store.spool import Spool
+from agent.config import DatabaseConfig, PracticeConfig
+
+
+@dataclass
+class Store:
+    """Everything the service needs from the store, opened from configuration."""
+
+    database: Database
+    keys: Keyring
+    records: PgRecords
+    patients: PatientDirectory
+    scheduler: PgScheduler
+
+    async def aclose(self) -> None:
+        """Stop the spool replayer, close the pool, stop the embedded server if we started it."""
+        await self.records.aclose()
+        await self.database.close()
+
+
+async def open_store(cfg: DatabaseConfig, practice: PracticeConfig) -> Store:
+    """Load the key (creating it if missing), connect and migrate, and resume any spooled records."""
+    keys = load_keyring(cfg.key_file)
+    database = await open_database(cfg)
+    records = PgRecords(
+        database.pool, keys, Spool(cfg.spool_dir, keys), write_timeout_s=cfg.write_timeout_s
+    )
+    return Store(
+        database,
+        keys,
+        records,
+        PatientDirectory(database.pool, keys),
+        PgScheduler(database.pool, ZoneInfo(practice.timezone)),
+    )
+
+
+__all__ = ["Store", "open_store"]

@@ -2,12 +2,13 @@
 
 Migrations are the numbered SQL files in ``migrations/`` (``0001_records.sql``…), applied in order,
 each in its own transaction together with its row in ``schema_migrations``; a file already recorded
-is skipped, so ``migrate`` is safe to run at every start. An advisory lock keeps two processes
-starting at once from applying the same file twice.
+is skipped, so ``migrate`` is safe to run at every start. A session advisory lock keeps two
+processes starting at once from applying the same file twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,33 +54,31 @@ async def migrate(conn: asyncpg.Connection, *, now: datetime | None = None) -> l
     """Apply the migrations not yet recorded; returns the names applied (empty when up to date)."""
     # Migrations run at start-up, outside any call; their timestamp is bookkeeping only.
     applied_at = now or datetime.now(UTC)
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
-    )
     done: list[str] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
+    # One migrator at a time across processes, for the whole run (even CREATE TABLE IF NOT
+    # EXISTS races with itself); a session lock, released however we leave.
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
+        )
         have = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-    for mig in load_migrations():
-        if mig.version in have:
-            continue
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
-            # Re-check under the lock: another process may have applied it meanwhile.
-            if await conn.fetchval(
-                "SELECT 1 FROM schema_migrations WHERE version = $1", mig.version
-            ):
+        for mig in load_migrations():
+            if mig.version in have:
                 continue
-            await conn.execute(mig.sql)
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                mig.version,
-                mig.name,
-                applied_at,
-            )
-        log.info("applied migration", migration=mig.name)
-        done.append(mig.name)
+            async with conn.transaction():
+                await conn.execute(mig.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    mig.version,
+                    mig.name,
+                    applied_at,
+                )
+            log.info("applied migration", migration=mig.name)
+            done.append(mig.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
     return done
 
 
@@ -101,12 +100,11 @@ async def open_database(
     cfg: DatabaseConfig, *, min_size: int = 1, max_size: int = 4, run_migrations: bool = True
 ) -> Database:
     """Connect to ``cfg.dsn`` (or start the embedded cluster when it is empty) and migrate."""
-    import asyncio
 
     embedded: EmbeddedPostgres | None = None
     dsn = cfg.dsn
     if not dsn:
-        embedded = EmbeddedPostgres(Path(cfg.embedded_dir))
+        embedded = EmbeddedPostgres(Path(cfg.embedded_dir), fsync=cfg.embedded_fsync)
         dsn = await asyncio.to_thread(embedded.start)
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
