@@ -101,6 +101,10 @@ class DatabaseConfig:
     """Key for patient data at rest. Keep it outside the database and its backups."""
     spool_dir: str = ".medagent/spool"
     """Where requests are kept (encrypted) while the database is unreachable."""
+    write_timeout_s: float = 3.0
+    """A write slower than this counts as an outage: the record is spooled and the call goes on."""
+    embedded_fsync: bool = True
+    """fsync in the embedded PostgreSQL; ``false`` only for throw-away demo/test clusters."""
 
 
 @dataclass(frozen=True)
