@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.config import PracticeConfig, SttConfig
+from agent.config import PracticeConfig, SttConfig, VadConfig
 from agent.core.g711 import ulaw_decode
 from agent.core.resample import float_to_pcm16
+from agent.core.segmenter import Segmenter, SilenceBegan, UtteranceEnded
 from agent.engines.stt import (
     AsyncTranscriber,
     CTranslate2Whisper,
@@ -26,6 +27,7 @@ from agent.engines.stt import (
     build_prompt,
     normalise,
 )
+from agent.engines.vad import FRAME_BYTES, build_vad
 
 pytestmark = pytest.mark.slow
 
@@ -160,3 +162,31 @@ def test_openai_whisper_backend_on_local_weights() -> None:
     cfg = SttConfig(backend="openai-whisper", model=weights)
     t = OpenAIWhisperTranscriber(cfg).transcribe(clip("piper_hours.ulaw"), prompt=PROMPT)
     assert {"office", "open", "tomorrow"} <= set(t.words)
+
+
+@pytest.mark.parametrize("name", ["piper_appointment.ulaw", "piper_no.ulaw"])
+def test_vad_segmenter_and_stt_together_and_the_speculative_pass_matches_the_final(
+    stt: FasterWhisperTranscriber, name: str
+) -> None:
+    """A caller on a hissy line: the segmenter cuts one utterance; the pass started at
+    SilenceBegan (speculative) hears the same words as the pass on the final utterance, so the
+    runtime may answer from the speculative one and save the end-of-turn silence."""
+    rng = np.random.default_rng(3)
+    speech = np.frombuffer(clip(name), dtype="<i2").astype(np.float64) / 32768
+    line = np.concatenate([np.zeros(8000), speech, np.zeros(12000)])
+    line += rng.standard_normal(len(line)) * 10 ** (-55 / 20)
+    pcm = float_to_pcm16(line).astype("<i2").tobytes()
+    seg = Segmenter(VadConfig(), is_speech=build_vad(VadConfig()).is_speech)
+    events = [
+        e
+        for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)
+        for e in seg.process_frame(pcm[i : i + FRAME_BYTES])
+    ]
+    ended = [e for e in events if isinstance(e, UtteranceEnded)]
+    silences = [e for e in events if isinstance(e, SilenceBegan)]
+    assert len(ended) == 1 and ended[0].reason == "end"
+    final = stt.transcribe(ended[0].audio, prompt=PROMPT)
+    speculative = stt.transcribe(silences[-1].audio, prompt=PROMPT)
+    reference = next(c["text"] for c in CLIPS if c["file"] == name)
+    assert set(normalise(reference).split()) - {"doctor"} <= set(final.words) | {"dr"}
+    assert speculative.words == final.words
