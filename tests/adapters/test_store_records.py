@@ -4,6 +4,7 @@ spool when the database goes away mid-call, and its replay (once, in order) when
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,7 @@ async def _check_call_stored(
     assert summary["outcome"] == "completed"
     assert summary["reasons"] == ["refill", "message"]
     assert summary["ended_at"] == (T0 + timedelta(seconds=15)).isoformat()
+    assert json.loads(json.dumps(summary)) == summary  # exportable as JSON as it stands
     async with pool.acquire() as conn:
         assert (
             await conn.fetchval("SELECT outcome FROM calls WHERE id = $1", call_id) == "completed"

@@ -9,6 +9,7 @@ rest, a hash-chained append-only audit log, and an encrypted spool for database 
     records.py    ``PgRecords``: the call session's ``Records`` plus staff-side reads
     patients.py   the patient directory (search by name + DOB through the blind index)
     scheduling.py ``Scheduler`` protocol, the built-in slot scheduler, and ``seed_demo``
+    rekey.py      key rotation: re-seal stored values under the newest key
 """
 
 from __future__ import annotations
