@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("agent.engines.nlu.evaluate", "evaluate intents, urgency and WER on labelled sets"),
     "nlu": ("agent.engines.nlu.train", "train the intent model from the project's data"),
     "config": ("agent.configcmd", "validate a configuration file or print the example"),
+    "check": (
+        "agent.runtime.check",
+        "check the installation: config, ARI, AMI, dialplan, RTP ports, database, models; "
+        "prints each problem with its fix",
+    ),
     "audit": ("agent.adapters.store.auditcmd", "verify the audit log's hash chain"),
 }
 

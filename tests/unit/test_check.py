@@ -1,0 +1,232 @@
+"""``medagent check`` against deliberately broken set-ups: the Asterisk stand-in for ARI, the fake
+AMI for AMI, real sockets for ports. Each broken set-up must give its own message and fix."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import main
+from agent.config import Config, parse_config
+from agent.engines.nlu.classifier import META_FILE
+from agent.pbxsim.engine import PbxSim, PbxSimConfig
+from agent.runtime.check import DEFAULT_DIALPLANS, Problem, Report, run_checks
+from tests.fakes.fake_ami import SESSION, FakeAmi
+
+pytestmark = pytest.mark.skipif(not SESSION.exists(), reason="AMI recording not found")
+
+PORT_MIN = 48710
+PORT_MAX = 48717
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[PbxSim]:
+    s = PbxSim(PbxSimConfig(username="medagent", password="s3cret", seed=3))
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def ami() -> AsyncIterator[FakeAmi]:
+    fake = FakeAmi(secret="amisecret")
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, sim: PbxSim, ami: FakeAmi) -> dict[str, Any]:
+    """A configuration that passes every check: edit a copy of it to break one thing."""
+    nlu = tmp_path / "nlu"
+    nlu.mkdir()
+    (nlu / META_FILE).write_text("{}")
+    return {
+        "ari": {"url": sim.base_url, "username": "medagent", "password": "s3cret"},
+        "ami": {"enabled": True, "port": ami.port, "password": "amisecret"},
+        "media": {"bind_host": "127.0.0.1", "port_min": PORT_MIN, "port_max": PORT_MAX},
+        "calls": {"max_concurrent": 4},
+        "database": {
+            "embedded_dir": str(tmp_path / "pg"),
+            "key_file": str(tmp_path / "record.key"),
+        },
+        "nlu": {"model_dir": str(nlu)},
+    }
+
+
+def _cfg(data: dict[str, Any], **changes: dict[str, Any]) -> Config:
+    merged = {k: dict(v) for k, v in data.items()}
+    for section, values in changes.items():
+        merged.setdefault(section, {}).update(values)
+    return parse_config(merged)
+
+
+def _only(report: Report, area: str) -> Problem:
+    found = [p for p in report.problems if p.area == area]
+    assert len(found) == 1, report.problems
+    return found[0]
+
+
+async def test_a_good_setup_has_no_problems(setup: dict[str, Any]) -> None:
+    report = await run_checks(_cfg(setup))
+    assert report.problems == []
+    areas = {area for area, _ in report.ok}
+    assert areas >= {"config", "ari", "transfer", "ami", "dialplan", "media", "nlu", "database"}
+    assert ("ami", "Originate allowed (originate)") in report.ok
+    # Run standalone, the agent's app is not registered: informative, not a problem.
+    assert any("not registered: the agent is not running" in msg for _, msg in report.notes)
+
+
+async def test_wrong_ari_password(setup: dict[str, Any]) -> None:
+    report = await run_checks(_cfg(setup, ari={"password": "nope"}))
+    p = _only(report, "ari")
+    assert p.message.startswith("wrong ari.password for user 'medagent' (Asterisk answered 401")
+    assert p.fix.startswith("set ari.password to the password of [medagent] in ari.conf")
+    # Nothing else is looked up over ARI once the credentials are wrong.
+    assert not any(p.area == "transfer" for p in report.problems)
+
+
+async def test_wrong_ari_port(setup: dict[str, Any]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    url = f"http://127.0.0.1:{closed}/ari"
+    p = _only(await run_checks(_cfg(setup, ari={"url": url})), "ari")
+    assert p.message.startswith(f"cannot reach ARI at {url}:")
+    assert "http.conf set enabled = yes" in p.fix
+
+
+async def test_ari_url_without_the_ari_suffix(setup: dict[str, Any], sim: PbxSim) -> None:
+    url = sim.base_url.removesuffix("/ari")
+    p = _only(await run_checks(_cfg(setup, ari={"url": url})), "ari")
+    assert p.message == f"{url} answers HTTP but is not ARI (404 on /asterisk/info)"
+    assert "the /ari suffix matters" in p.fix
+
+
+async def test_unknown_transfer_endpoint(setup: dict[str, Any]) -> None:
+    report = await run_checks(_cfg(setup, transfer={"billing": "PJSIP/accounts"}))
+    p = _only(report, "transfer")
+    assert (
+        p.message == "transfer.billing = 'PJSIP/accounts': Asterisk has no endpoint PJSIP/accounts"
+    )
+    assert p.fix.startswith("define [accounts] (type = endpoint) in pjsip.conf")
+
+
+async def test_wrong_ami_password(setup: dict[str, Any]) -> None:
+    p = _only(await run_checks(_cfg(setup, ami={"password": "old"})), "ami")
+    assert p.message == "AMI login refused for user 'medagent' (Authentication failed)"
+    assert p.fix.startswith("set ami.password to the secret of [medagent] in manager.conf")
+
+
+async def test_ami_user_without_the_originate_right(setup: dict[str, Any], ami: FakeAmi) -> None:
+    ami.denied = {"originate"}
+    p = _only(await run_checks(_cfg(setup)), "ami")
+    assert p.message == "user 'medagent' may not use Originate (Permission denied)"
+    assert p.fix.startswith("add originate to write = in [medagent] of manager.conf")
+
+
+async def test_ami_not_listening(setup: dict[str, Any], ami: FakeAmi) -> None:
+    await ami.stop()
+    p = _only(await run_checks(_cfg(setup)), "ami")
+    assert p.message.startswith(f"cannot reach AMI at 127.0.0.1:{ami.port}")
+    assert "manager.conf set [general] enabled = yes" in p.fix
+
+
+@pytest.fixture
+def ports_taken() -> Iterator[None]:
+    held = []
+    for port in range(PORT_MIN, PORT_MAX):  # all but one
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", port))
+        held.append(s)
+    yield
+    for s in held:
+        s.close()
+
+
+async def test_rtp_port_range_in_use(setup: dict[str, Any], ports_taken: None) -> None:
+    p = _only(await run_checks(_cfg(setup)), "media")
+    assert p.message.startswith(
+        f"only 1 of the 8 UDP ports {PORT_MIN}-{PORT_MAX} are free on 127.0.0.1 (in use: "
+        f"{PORT_MIN}, {PORT_MIN + 1},"
+    )
+    assert p.message.endswith("4 needed for calls.max_concurrent = 4")
+    assert "ss -ulpn" in p.fix
+
+
+async def test_bind_host_not_on_this_machine(setup: dict[str, Any]) -> None:
+    p = _only(await run_checks(_cfg(setup, media={"bind_host": "192.0.2.10"})), "media")
+    assert p.message.startswith("cannot bind 192.0.2.10:")
+    assert p.fix.startswith("media.bind_host = '192.0.2.10' is not an address of this machine")
+
+
+async def test_missing_nlu_model(setup: dict[str, Any], tmp_path: Path) -> None:
+    missing = tmp_path / "never-trained"
+    p = _only(await run_checks(_cfg(setup, nlu={"model_dir": str(missing)})), "nlu")
+    assert p.message == f"no trained intent model in {missing}"
+    assert p.fix.startswith("run `medagent nlu train`")
+
+
+async def test_missing_fallback_context(setup: dict[str, Any]) -> None:
+    report = await run_checks(_cfg(setup, transfer={"fallback_context": "medagent-fallbak"}))
+    p = _only(report, "dialplan")
+    assert p.message == "fallback context 'medagent-fallbak' is not defined"
+    assert p.fix.startswith("define medagent-fallbak,s,1 in the dialplan")
+
+
+async def test_dialplan_jumping_to_a_missing_context(setup: dict[str, Any], tmp_path: Path) -> None:
+    broken = tmp_path / "medagent.conf"
+    text = DEFAULT_DIALPLANS[1].read_text()
+    assert "[medagent-agent]" in text
+    broken.write_text(text.replace("[medagent-agent]", "[medagent-agents]"))
+    report = await run_checks(_cfg(setup), dialplans=[DEFAULT_DIALPLANS[0], broken])
+    messages = [p.message for p in report.problems if p.area == "dialplan"]
+    assert messages and all("unknown context 'medagent-agent'" in m for m in messages)
+
+
+async def test_stasis_app_differs_between_dialplan_and_config(setup: dict[str, Any]) -> None:
+    report = await run_checks(_cfg(setup, ari={"app": "front-office-agent"}))
+    p = _only(report, "dialplan")
+    assert p.message == (
+        "MEDAGENT_APP is 'medical-agent' in the dialplan but ari.app is 'front-office-agent'"
+    )
+    assert p.fix.startswith("set __MEDAGENT_APP=front-office-agent in medagent-settings.conf")
+
+
+async def test_media_round_trip_through_external_media(setup: dict[str, Any]) -> None:
+    report = await run_checks(_cfg(setup), media_test=True)
+    assert report.problems == []
+    assert any(
+        area == "media" and msg.startswith("Asterisk's RTP reached 127.0.0.1:")
+        for area, msg in report.ok
+    )
+
+
+def test_bad_config_key_exits_2_with_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "medagent.toml"
+    cfg.write_text('[ari]\nurl = "http://127.0.0.1:8088/ari"\npasword = "x"\n')
+    assert main(["-c", str(cfg), "check"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith(f"PROBLEM  config: {cfg}: [ari.pasword]: unknown key 'pasword'")
+    assert "fix: correct that key in the file" in out
+
+
+def test_report_prints_each_problem_with_its_fix() -> None:
+    report = Report()
+    report.good("ari", "Asterisk 23.4.1")
+    report.problem("nlu", "no trained intent model in x", "run `medagent nlu train`")
+    out = io.StringIO()
+    report.print(out)
+    assert out.getvalue() == (
+        "ok       ari: Asterisk 23.4.1\n"
+        "PROBLEM  nlu: no trained intent model in x\n"
+        "         fix: run `medagent nlu train`\n"
+        "1 problem found\n"
+    )
