@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent.config import LoggingConfig, PracticeConfig, SttConfig
+from agent.config import LoggingConfig, PracticeConfig, SttConfig, VadConfig
 from agent.core.g711 import ulaw_decode
 from agent.core.resample import float_to_pcm16
 from agent.engines.stt import CTranslate2Whisper, FasterWhisperTranscriber, build_prompt, normalise
+from agent.engines.vad import WebRtcVad, build_vad
 from agent.log import configure_logging
 
 AUDIO = Path(__file__).resolve().parent.parent / "tests" / "data" / "audio"
@@ -158,6 +160,15 @@ def run(quick: bool) -> dict[str, Any]:
         t = bare.transcribe(pcm, prompt=prompt)
         words_out[name] = {"words": len(t.words), "rejected": t.rejected}
     result["noise_without_precheck"] = words_out
+
+    # VAD cost a 20 ms frame: webrtcvad alone and behind the noise gate (per call, per frame).
+    frame = _clip("piper_refill.ulaw")[16000:16320]
+    for name, vad in (("webrtc", WebRtcVad(2)), ("gated", build_vad(VadConfig()))):
+        n = 2000 if quick else 20000
+        started = time.perf_counter()
+        for _ in range(n):
+            vad.is_speech(frame)
+        result[f"vad_{name}_us_per_frame"] = round((time.perf_counter() - started) / n * 1e6, 1)
     return result
 
 

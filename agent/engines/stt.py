@@ -22,8 +22,12 @@ measures both: 5-10x faster, the same words on short answers, but on open senten
 few words the full window kept (a drug name among them), so by default (``short_window =
 "short_answers"``) it is used only when the dialog expects yes/no or a digit.
 
-Partial and speculative passes are ordinary calls: the caller may transcribe the audio it has at
-``SilenceBegan`` and cancel the call at ``SpeechResumed`` (``AsyncTranscriber`` is cancellable).
+Partial and speculative passes are ordinary calls. The recipe for the call's runtime: at the
+segmenter's ``SilenceBegan`` start ``AsyncTranscriber.transcribe(event.audio)`` as a task; at
+``SpeechResumed`` cancel it; at ``UtteranceEnded`` (reason ``end``) with no ``SpeechResumed`` since,
+await that task instead of starting a new pass: the final audio only adds the trailing silence,
+and the slow tests check that both passes hear the same words. That takes the STT time out of the
+end-of-turn silence. ``Segmenter.audio_so_far()`` feeds partial passes the same way.
 """
 
 from __future__ import annotations
