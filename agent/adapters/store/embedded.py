@@ -38,8 +38,9 @@ class EmbeddedError(StoreError):
 def find_pg_bin() -> Path | None:
     """The newest system PostgreSQL ``bin`` directory holding initdb and pg_ctl, if any."""
     env = os.environ.get("MEDAGENT_PG_BIN")
-    if env:
-        return Path(env)
+    if env is not None:
+        # An explicit choice; one without initdb (e.g. empty) forces the pgserver fallback.
+        return Path(env) if env and (Path(env) / "initdb").exists() else None
     if not _PG_ROOT.is_dir():
         return None
     versions = sorted(
