@@ -65,7 +65,101 @@ class SaveRecord:
     urgent: bool = False
 
 
-Command = Say | Listen | Transfer | HandBack | Hangup | SaveRecord
+# Data commands: the dialog cannot reach the patient directory or the schedule, so it asks the call
+# session, which answers each with exactly one result event (below). Dates and times inside are the
+# practice's local wall-clock values, so the dialog can speak them without a time zone database.
+
+
+@dataclass(frozen=True)
+class Slot:
+    """An open appointment time."""
+
+    id: str
+    provider_id: str
+    provider_name: str
+    """As spoken: "Doctor Patel"."""
+    starts_at: datetime
+    """Practice-local time."""
+    minutes: int = 20
+
+
+@dataclass(frozen=True)
+class Appointment:
+    id: str
+    slot: Slot
+    appointment_type: str
+
+
+@dataclass(frozen=True)
+class SlotPreferences:
+    """What the caller would like; empty fields mean "any"."""
+
+    dates: tuple[str, ...] = ()
+    """ISO dates the caller named (one, or every day of a range)."""
+    weekdays: tuple[int, ...] = ()
+    """0 = Monday; from "any Tuesday" when no date was named."""
+    not_before: str = ""
+    """``HH:MM`` local."""
+    not_after: str = ""
+    exclude: tuple[str, ...] = ()
+    """Slot ids already offered and declined."""
+    near: str = ""
+    """``HH:MM``: closest to this time first (a correction "no, Wednesday" keeps the time)."""
+
+
+@dataclass(frozen=True)
+class LookupPatient:
+    name: str
+    dob: str
+    """ISO date."""
+    caller_number: str = ""
+    """A hint only (it can be spoofed or shared): never proof of identity."""
+
+
+@dataclass(frozen=True)
+class FindSlots:
+    provider_id: str
+    """Empty: any provider."""
+    appointment_type: str
+    preferences: SlotPreferences = field(default_factory=SlotPreferences)
+    limit: int = 3
+
+
+@dataclass(frozen=True)
+class BookSlot:
+    slot: Slot
+    patient_id: str
+    appointment_type: str
+
+
+@dataclass(frozen=True)
+class ListAppointments:
+    patient_id: str
+
+
+@dataclass(frozen=True)
+class CancelAppointment:
+    appointment_id: str
+    patient_id: str
+
+
+@dataclass(frozen=True)
+class RescheduleAppointment:
+    appointment_id: str
+    patient_id: str
+    slot: Slot
+
+
+DataCommand = (
+    LookupPatient
+    | FindSlots
+    | BookSlot
+    | ListAppointments
+    | CancelAppointment
+    | RescheduleAppointment
+)
+
+Command = Say | Listen | Transfer | HandBack | Hangup | SaveRecord | DataCommand
 
 # ---------------------------------------------------------------------------------------------
 # Events (call → dialog)
@@ -76,6 +170,9 @@ class CallStarted:
     now: datetime
     caller_number: str = ""
     caller_name: str = ""
+    office_open: bool = True
+    """Computed by the call session (``agent.core.office.is_office_open``): billing and staff
+    transfers during hours, messages after hours."""
 
 
 @dataclass(frozen=True)
@@ -109,4 +206,64 @@ class CallerHungUp:
     now: datetime
 
 
-Event = CallStarted | Heard | NothingHeard | DtmfReceived | TransferEnded | CallerHungUp
+# Results of the data commands. ``failed``: the directory or schedule could not be reached; the
+# dialog then takes a message instead, so nothing the caller asked for is lost.
+
+
+@dataclass(frozen=True)
+class PatientLookedUp:
+    now: datetime
+    found: bool
+    patient_id: str = ""
+    medications: tuple[str, ...] = ()
+    """Generic names on the patient's list, when known."""
+    phone_on_file: str = ""
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class SlotsFound:
+    now: datetime
+    slots: tuple[Slot, ...] = ()
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Booked:
+    now: datetime
+    ok: bool
+    """False: the slot was taken by another caller in the meantime (or the write failed)."""
+    appointment: Appointment | None = None
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class AppointmentsListed:
+    now: datetime
+    appointments: tuple[Appointment, ...] = ()
+    """The caller's own future appointments, soonest first."""
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class AppointmentCancelled:
+    now: datetime
+    ok: bool
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Rescheduled:
+    now: datetime
+    ok: bool
+    appointment: Appointment | None = None
+    failed: bool = False
+
+
+DataResult = (
+    PatientLookedUp | SlotsFound | Booked | AppointmentsListed | AppointmentCancelled | Rescheduled
+)
+
+Event = (
+    CallStarted | Heard | NothingHeard | DtmfReceived | TransferEnded | CallerHungUp | DataResult
+)
