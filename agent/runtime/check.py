@@ -118,7 +118,7 @@ async def check_ari(cfg: Config, report: Report, ari: AriClient, *, media_test: 
     except AriConnectionError as exc:
         report.problem(
             "ari",
-            f"cannot reach ARI at {a.url}: {exc}",
+            f"cannot reach ARI at {a.url} ({_cause(exc)})",
             "check ari.url; in Asterisk's http.conf set enabled = yes, bindaddr and bindport to "
             "that address and port, then `asterisk -rx 'module reload http'`",
         )
@@ -148,6 +148,14 @@ async def check_ari(cfg: Config, report: Report, ari: AriClient, *, media_test: 
             await check_media_round_trip(cfg, report, probe)
         finally:
             await probe.close()
+
+
+def _cause(exc: BaseException) -> str:
+    """The transport's own words ("Connection refused"), not our wrapper's."""
+    cause = exc.__cause__
+    if cause is None:
+        return str(exc)
+    return str(cause) or type(cause).__name__
 
 
 def transfer_targets(cfg: Config) -> list[tuple[str, str]]:

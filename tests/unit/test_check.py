@@ -97,7 +97,7 @@ async def test_wrong_ari_port(setup: dict[str, Any]) -> None:
         closed = s.getsockname()[1]
     url = f"http://127.0.0.1:{closed}/ari"
     p = _only(await run_checks(_cfg(setup, ari={"url": url})), "ari")
-    assert p.message.startswith(f"cannot reach ARI at {url}:")
+    assert p.message.startswith(f"cannot reach ARI at {url} (")
     assert "http.conf set enabled = yes" in p.fix
 
 
