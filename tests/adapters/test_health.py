@@ -7,6 +7,8 @@ import re
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.adapters.health import HealthInputs, HealthServer, assess, supervisor_inputs
 from agent.core.jitter import JitterStats
@@ -167,3 +169,15 @@ async def test_server_serves_health_and_metrics_on_loopback() -> None:
             assert s['medagent_transfers_total{status="answered"}'] == 1
     finally:
         await server.close()
+
+
+@given(st.lists(st.text(max_size=80), max_size=8))
+def test_any_outcome_text_renders_as_valid_exposition(outcomes: list[str]) -> None:
+    m = Metrics()
+    for outcome in outcomes:
+        m.call_started()
+        m.call_ended(outcome, intent=outcome)
+    s = _samples(m.render())  # asserts every line is a valid sample
+    assert s["medagent_calls_total"] == len(outcomes)
+    total = sum(v for k, v in s.items() if k.startswith("medagent_call_outcomes_total{"))
+    assert total == len(outcomes)
