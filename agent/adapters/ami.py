@@ -173,6 +173,7 @@ class AmiClient:
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._subscriptions: list[tuple[str, Callable[[Event], None]]] = []
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self.connects = 0
         """Successful logins (1 + reconnects); for tests and metrics."""
         self.last_error: str = ""
@@ -307,16 +308,19 @@ class AmiClient:
         manager = self._manager
         if manager is None:
             return
-        pending = list(manager.awaiting_actions)
+        # panoramisk drops from its books an action that had a first answer (a queued
+        # Originate) and "forgettable" ones (Ping) without resolving them; ours are tracked here.
+        futures = set(self._in_flight)
+        futures.update(action.future for action in manager.awaiting_actions)
         manager.awaiting_actions.clear()
         protocol = manager.protocol
         if protocol is not None:
-            pending += list(protocol.responses.values())
+            futures.update(action.future for action in protocol.responses.values())
             protocol.responses.clear()
-        for action in pending:
-            if not action.future.done():
-                action.future.set_exception(AmiUnavailable("AMI connection lost"))
-                action.future.exception()  # retrieved here, so a forgotten one is not "stray"
+        for future in futures:
+            if not future.done():
+                future.set_exception(AmiUnavailable("AMI connection lost"))
+                future.exception()  # retrieved here, so a forgotten one is not "stray"
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -332,6 +336,7 @@ class AmiClient:
         if not self.connected or self._manager is None:
             raise AmiUnavailable(f"AMI {name}: not connected")
         future = self._manager.send_action(dict(fields))
+        self._in_flight.add(future)
         try:
             msg = await asyncio.wait_for(
                 asyncio.shield(future),
@@ -339,6 +344,10 @@ class AmiClient:
             )
         except TimeoutError:
             raise AmiUnavailable(f"AMI {name}: no answer") from None
+        except AmiUnavailable as exc:
+            raise AmiUnavailable(f"AMI {name}: {exc}") from None
+        finally:
+            self._in_flight.discard(future)
         return _check(name, msg)
 
     async def ping(self) -> None:

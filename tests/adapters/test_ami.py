@@ -195,3 +195,20 @@ async def test_background_client_keeps_retrying_a_wrong_password_without_spammin
     assert len([e for e in fake.received if e["Action"] == "Login"]) >= 2
     warnings = [e for e in logs if e["event"].startswith("ami unavailable")]
     assert len(warnings) == 1 and warnings[0]["code"] == "ami_login"
+
+
+async def test_an_originate_cut_off_by_a_drop_fails_at_once(fake: FakeAmi) -> None:
+    fake.hold = {"originate"}  # queued, then the phone "rings" until the drop
+    client = AmiClient(_cfg(fake))
+    await client.connect()
+    try:
+        call = asyncio.ensure_future(
+            client.originate("PJSIP/clinician101", "300", "medical-inbound", timeout_s=5)
+        )
+        await asyncio.sleep(0.05)
+        assert not call.done()
+        await fake.drop()
+        with pytest.raises(AmiUnavailable, match="AMI Originate: AMI connection lost"):
+            await asyncio.wait_for(call, 1.0)  # not the 10 s ring-time bound
+    finally:
+        await client.close()

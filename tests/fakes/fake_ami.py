@@ -132,12 +132,16 @@ class FakeAmi:
         username: str = "medagent",
         secret: str = "secret",
         denied: frozenset[str] = frozenset(),
+        hold: frozenset[str] = frozenset(),
         close_after_bad_login_s: float = 0.05,
         recording: Recording | None = None,
     ) -> None:
         self.username = username
         self.secret = secret
         self.denied = {a.lower() for a in denied}
+        self.hold = {a.lower() for a in hold}
+        """Actions answered with their first recorded message only; the rest (an Originate's
+        OriginateResponse) never comes, as while a phone rings."""
         self.close_after_bad_login_s = close_after_bad_login_s
         self.recording = recording or load_recording()
         self.received: list[dict[str, str]] = []
@@ -224,7 +228,10 @@ class FakeAmi:
                     )
                     await writer.drain()
                     continue
-                for reply in self._replies(name, fields):
+                replies = self._replies(name, fields)
+                if name.lower() in self.hold:
+                    replies = replies[:1]
+                for reply in replies:
                     writer.write(_block(reply, action_id))
                 await writer.drain()
                 if name.lower() == "logoff":
