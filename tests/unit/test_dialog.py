@@ -110,7 +110,10 @@ def test_message_is_taken_read_back_then_goodbye() -> None:
     assert d.state is State.MESSAGE
     out = d.handle(u("john smith, please call me about my knee"))
     saved = next(c for c in out if isinstance(c, SaveRecord))
-    assert saved.kind == "message" and saved.data["message"] == "john smith, please call me about my knee"
+    assert (
+        saved.kind == "message"
+        and saved.data["message"] == "john smith, please call me about my knee"
+    )
     assert any(isinstance(c, Say) and "call me about my knee" in c.text for c in out), "read back"
     out = d.handle(u("no thanks", yes=False))
     assert isinstance(out[-1], Hangup)
