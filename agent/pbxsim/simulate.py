@@ -249,6 +249,8 @@ class SimOptions:
     record_dir: Path | None = None
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     seed: int = 1
+    use_database: bool = True
+    """Write records to the configured database (the embedded PostgreSQL by default)."""
 
 
 async def simulate(
@@ -271,7 +273,13 @@ async def simulate(
     own_engines = engines is None
     engines = engines or await load_engines(cfg)
     watch = _Watch()
-    records = MemoryRecords()
+    store = None
+    records: Any = MemoryRecords()
+    if opts.use_database:
+        from agent.adapters.store import open_store
+
+        store = await open_store(cfg.database, cfg.practice)
+        records = store.records
     ari = AriClient(cfg.ari)
     sup = Supervisor(cfg, ari, engines, records=records, observer=watch)
     runner = asyncio.create_task(sup.run(), name="supervisor")
@@ -289,6 +297,8 @@ async def simulate(
         await ari.close()
         if own_engines:
             await engines.aclose()
+        if store is not None:
+            await store.aclose()
         await sim.stop()
     return reports
 
@@ -412,6 +422,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise-db", type=float, default=-50.0, help="line hiss level in dBFS (default -50)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-db", action="store_true", help="keep records in memory instead of the database"
+    )
     parser.add_argument("--verbose", action="store_true", help="show the agent's logs on stderr")
 
 
@@ -428,6 +441,7 @@ def run(args: argparse.Namespace) -> int:
         noise_db=args.noise_db,
         record_dir=Path(args.record) if args.record else None,
         seed=args.seed,
+        use_database=not args.no_db,
     )
     reports = asyncio.run(simulate(cfg, scripts, opts))
     if args.json:

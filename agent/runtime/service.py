@@ -71,10 +71,13 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    from agent.adapters.store import open_store
+
     log.info("loading models", stt=cfg.stt.model, tts=cfg.tts.backend)
     engines = await load_engines(cfg)
+    store = await open_store(cfg.database, cfg.practice)
     ari = AriClient(cfg.ari)
-    supervisor = Supervisor(cfg, ari, engines)
+    supervisor = Supervisor(cfg, ari, engines, records=store.records)
     runner = asyncio.create_task(supervisor.run(), name="supervisor")
     await asyncio.sleep(0)  # let the supervisor subscribe before the first Connected
     ari.start()
@@ -106,3 +109,4 @@ async def serve(
             await agi.close()
         await ari.close()
         await engines.aclose()
+        await store.aclose()

@@ -13,6 +13,7 @@ running by ``stop()``, since someone else started it).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -120,9 +121,22 @@ class EmbeddedPostgres:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             _ensure_service_user()
-            entry = pwd.getpwnam(SERVICE_USER)
-            os.chown(self.base_dir, entry.pw_uid, entry.pw_gid)
-            os.chmod(self.base_dir, 0o700)
+            self._own_base_dir()
+            if not self._reachable() or len(str(self.base_dir / ".s.PGSQL.5432")) > 100:
+                # A checkout under a root-only folder (/root, a 0700 temp dir) or a path too long for
+                # a unix socket: keep the cluster in a fixed place of ours, one per checkout.
+                digest = hashlib.sha256(str(self.base_dir).encode()).hexdigest()[:12]
+                moved = Path("/var/lib/medagent") / f"embedded-{digest}"
+                log.info(
+                    "embedded PostgreSQL kept outside the checkout",
+                    wanted=str(self.base_dir),
+                    dir=str(moved),
+                )
+                moved.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(moved.parent, 0o755)
+                moved.mkdir(exist_ok=True)
+                self.base_dir = moved
+                self._own_base_dir()
             self._check_reachable()
         if self.is_running(pg_bin):
             log.info("reusing the running embedded PostgreSQL", dir=str(self.base_dir))
@@ -174,6 +188,14 @@ class EmbeddedPostgres:
         self.started_by_us = True
         log.info("started the embedded PostgreSQL", dir=str(self.base_dir), bin=str(pg_bin))
         return self.dsn()
+
+    def _own_base_dir(self) -> None:
+        entry = pwd.getpwnam(SERVICE_USER)
+        os.chown(self.base_dir, entry.pw_uid, entry.pw_gid)
+        os.chmod(self.base_dir, 0o700)
+
+    def _reachable(self) -> bool:
+        return self._run(["test", "-w", str(self.base_dir)]).returncode == 0
 
     def _check_reachable(self) -> None:
         # The service user must be able to walk down to the directory (a 0700 parent owned by
