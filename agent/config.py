@@ -87,6 +87,9 @@ class VadConfig:
     barge_in_ms: int = 250
     start_gap_ms: int = 40
     """Non-speech tolerated inside a speech onset (VAD flicker) before it counts as a false start."""
+    resume_speech_ms: int = 60
+    """Speech needed to resume an utterance during its trailing silence; shorter blips (a click,
+    a breath) count as silence."""
     energy_floor_dbfs: float = -45.0
     """Frames quieter than this (RMS, dBFS) are never speech: the noise gate in front of webrtcvad
     that keeps line hiss from being heard as talk. ``-120`` disables it."""

@@ -9,7 +9,7 @@ Four-state hysteresis (as in pipecat's ``VADAnalyzer``)::
 
     QUIET --speech--> STARTING --speech >= min_speech--> SPEAKING --silence--> STOPPING
       ^                  |  silence > start_gap                ^                 |  |
-      +------------------+  (false start: click, "mm-hm")      +---speech--------+  |
+      +------------------+  (false start: click, "mm-hm")      +-speech>=resume--+  |
       +------------------------------- silence >= end_silence (or max reached) -----+
 
 The table ``_TRANSITIONS`` is the whole machine; ``_move`` refuses anything not in it.
@@ -64,7 +64,7 @@ _TRANSITIONS: dict[tuple[SegmenterState, str], SegmenterState] = {
     (_ST, "min_speech"): _SP,
     (_ST, "false_start"): _Q,
     (_SP, "silence"): _SO,
-    (_SP, "max"): _SP,  # cut, and the caller is still talking: a new utterance starts at once
+    (_SP, "max"): _Q,  # cut; if the caller goes on, the next speech frame starts a new one at once
     (_SO, "speech"): _SP,
     (_SO, "end_silence"): _Q,
     (_SO, "max"): _Q,
@@ -169,6 +169,9 @@ class Segmenter:
         self._onset_gap_ms = 0
         self._silence_ms = 0
         self._silence_start_ms = 0
+        self._resume_ms = 0  # speech heard while STOPPING, not yet enough to resume
+        self._continuation = False  # a max cut happened mid-speech: the next speech frame starts
+        self._resume_start_ms = 0
         self._barge_speech_ms = 0
         self._barged = False
 
@@ -233,6 +236,8 @@ class Segmenter:
         if state is SegmenterState.QUIET:
             self._trim_preroll()
             self._history.append(f)
+            if not is_speech:
+                self._continuation = False
             if is_speech:
                 self._move("speech")
                 self._onset_ms = start
@@ -240,6 +245,7 @@ class Segmenter:
                 self._onset_gap_ms = 0
                 self._barge_speech_ms = duration_ms if self.agent_speaking else 0
                 self._check_onset(events)
+                self._continuation = False
         elif state is SegmenterState.STARTING:
             self._history.append(f)
             if is_speech:
@@ -264,6 +270,7 @@ class Segmenter:
                 self._move("silence")
                 self._silence_ms = duration_ms
                 self._silence_start_ms = start
+                self._resume_ms = 0
                 events.append(
                     SilenceBegan(
                         self._utterance_id,
@@ -275,15 +282,26 @@ class Segmenter:
                 self._check_stopping(events)
         else:  # STOPPING
             self._audio.append(f.audio)
+            # A blip of speech shorter than resume_speech_ms (a click, a breath) counts as part
+            # of the silence, so it neither delays the end nor cancels the speculative pass.
+            self._silence_ms += duration_ms
             if is_speech:
+                if not self._resume_ms:
+                    self._resume_start_ms = start
+                self._resume_ms += duration_ms
+            else:
+                self._resume_ms = 0
+            if self._resume_ms >= self.cfg.resume_speech_ms:
                 self._move("speech")
-                events.append(SpeechResumed(self._utterance_id, start, self.frame_index))
+                events.append(
+                    SpeechResumed(self._utterance_id, self._resume_start_ms, self.frame_index)
+                )
                 if self.agent_speaking:
-                    self._barge_speech_ms += duration_ms
+                    self._barge_speech_ms += self._resume_ms
+                self._resume_ms = 0
                 self._check_barge_in(events)
                 self._check_max(events, still_speaking=True)
             else:
-                self._silence_ms += duration_ms
                 self._check_stopping(events)
         return events
 
@@ -316,7 +334,9 @@ class Segmenter:
             total -= self._history.popleft().duration_ms
 
     def _check_onset(self, events: list[SegmenterEvent]) -> None:
-        if self._onset_speech_ms < self.cfg.min_speech_ms:
+        # Right after a max cut the caller is mid-sentence: no minimum speech, no pre-roll (the
+        # audio before belongs to the utterance that was cut).
+        if self._onset_speech_ms < self.cfg.min_speech_ms and not self._continuation:
             return
         self._move("min_speech")
         # The history holds at most preroll_ms before the onset (trimmed in QUIET) plus the onset.
@@ -359,10 +379,9 @@ class Segmenter:
             return
         self._move("max")
         self._finish("max", events)
-        if still_speaking:
-            # The caller is mid-sentence: the next utterance starts right where this one was cut.
-            self._begin(self.now_ms, self.now_ms, [], events)
-            self._barge_speech_ms = 0
+        # The caller is mid-sentence: the next speech frame starts a new utterance at once, right
+        # where this one was cut. Not before it, so that no utterance is ever empty.
+        self._continuation = still_speaking
 
     def _end(self, reason: EndReason, events: list[SegmenterEvent]) -> None:
         self._move("flush")

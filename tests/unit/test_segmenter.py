@@ -126,6 +126,17 @@ def test_speech_resuming_in_the_silence_cancels_the_end() -> None:
     assert len(f.of(SilenceBegan)) == 2
 
 
+def test_a_click_in_the_trailing_silence_neither_resumes_nor_delays_the_end() -> None:
+    f = Feeder(Segmenter(CFG))
+    f.run(True, 500)
+    f.run(False, 300)
+    f.run(True, 40)  # a click: shorter than resume_speech_ms
+    out = f.run(False, 260)
+    assert not f.of(SpeechResumed)
+    assert [type(e) for e in out] == [UtteranceEnded]
+    assert f.of(UtteranceEnded)[0].end_ms == 500 + 600
+
+
 def test_max_utterance_cuts_and_a_new_one_starts_at_once() -> None:
     cfg = dataclasses.replace(CFG, max_utterance_s=2.0)
     f = Feeder(Segmenter(cfg))
