@@ -117,7 +117,7 @@ async def test_replay_call_lifecycle(
                 await caller.hangup()
                 await probe.event("StasisEnd", id=ids[recorded_caller])
             if r["path"] == "/channels":  # 3 s of RTP both ways happened here in the recording
-                await caller.play(tone_ulaw(440, 0.5))
+                await caller.play(tone_ulaw(440, 0.2))
                 await asyncio.sleep(0.05)
             status, body = await probe.request(r["method"], path, **query)
             statuses.append(status)
@@ -142,7 +142,7 @@ async def test_replay_call_lifecycle(
         for line in (asterisk_reference / "rtp" / "externalmedia_rx.jsonl").read_text().splitlines()
     ]
     pkts = [p for _, p, _ in peer.received]
-    assert len(pkts) >= 25  # the caller's 0.5 s, then the bridge playback mixed by softmix
+    assert len(pkts) >= 10  # the caller's 0.2 s, then the bridge playback mixed by softmix
     assert {(p.payload_type, len(p.serialize()), len(p.payload), p.version) for p in pkts} == {
         (r["pt"], r["len"], r["payload_len"], r["v"]) for r in rx
     }
@@ -151,7 +151,7 @@ async def test_replay_call_lifecycle(
     )
     steps = {
         ((b.sequence_number - a.sequence_number) % 65536, (b.timestamp - a.timestamp) % 2**32)
-        for a, b in zip(pkts[:24], pkts[1:25], strict=True)
+        for a, b in zip(pkts[:9], pkts[1:10], strict=True)
     }
     assert steps == {(1, 160)}
     assert {(peer_addr[0], peer_addr[1]) for _, _, peer_addr in peer.received} == {

@@ -222,7 +222,7 @@ async def test_channel_play_holds_back_caller_audio_and_resumes_with_marker(
         em_id, _ = await external_media(probe, peer)
         _, br = await probe.request("POST", "/bridges", type="mixing")
         await probe.request("POST", f"/bridges/{br['id']}/addChannel", channel=f"{cid},{em_id}")
-        speaking = asyncio.create_task(caller.play(ulaw_encode(tone(440, 1.2))))
+        speaking = asyncio.create_task(caller.play(ulaw_encode(tone(440, 0.9))))
         await asyncio.sleep(0.2)
         t_play = asyncio.get_running_loop().time()
         await probe.request("POST", f"/channels/{cid}/play", media="sound:beep")  # 0.44 s
@@ -318,7 +318,7 @@ async def test_bridge_play_does_not_interrupt_caller_stream(sim: PbxSim, probe: 
         em_id, _ = await external_media(probe, peer)
         _, br = await probe.request("POST", "/bridges", type="mixing")
         await probe.request("POST", f"/bridges/{br['id']}/addChannel", channel=f"{cid},{em_id}")
-        speaking = asyncio.create_task(caller.play(ulaw_encode(tone(440, 1.0))))
+        speaking = asyncio.create_task(caller.play(ulaw_encode(tone(440, 0.8))))
         await asyncio.sleep(0.2)
         t = asyncio.get_running_loop().time()
         await probe.request("POST", f"/bridges/{br['id']}/play", media="sound:beep")

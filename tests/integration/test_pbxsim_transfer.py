@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from agent.core.g711 import ulaw_encode
 from agent.pbxsim import Dialplan, PbxSim, PbxSimConfig, PhoneConfig
 from agent.pbxsim.dialplan import DEFAULT_DIALPLAN_DATA
 from agent.pbxsim.testing import AriProbe
@@ -40,7 +42,12 @@ def recorded_events(ref: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[PbxSim]:
+async def sim(tmp_path: Path) -> AsyncIterator[PbxSim]:
+    # A practice's own prompt directory: a 0.1 s "summary" tone.
+    t = np.arange(800) / 8000
+    (tmp_path / "summary.ulaw").write_bytes(
+        ulaw_encode((np.sin(2 * np.pi * 600 * t) * 9000).astype(np.int16))
+    )
     data = json.loads(json.dumps(DEFAULT_DIALPLAN_DATA))
     data["contexts"]["medical-inbound"]["300"] = [
         "NoOp(landed in 300 via ARI continue)",
@@ -52,9 +59,10 @@ async def sim() -> AsyncIterator[PbxSim]:
         PbxSimConfig(
             dialplan=Dialplan.from_dict(data),
             phones=(
-                PhoneConfig("clinician100", ring_delay_s=0.2),
+                PhoneConfig("clinician100", ring_delay_s=0.05),
                 PhoneConfig("clinician101", "unavailable"),
             ),
+            sound_dirs=(str(tmp_path),),
             seed=5,
         )
     )
@@ -103,7 +111,7 @@ async def test_transfer_flows_match_recording(
     # The clinician hears a summary (here a beep) before the patient is connected.
     leg = await clinician.wait_answered_call(1.0)
     t_summary = asyncio.get_running_loop().time()
-    await probe.request("POST", "/channels/clin-answer/play", media="sound:beep")
+    await probe.request("POST", "/channels/clin-answer/play", media="sound:summary")
     await probe.event("PlaybackFinished")
     summary_at = leg.first_audio_after(t_summary)
     assert summary_at is not None and summary_at - t_summary < 0.1
