@@ -150,6 +150,23 @@ class PracticeConfig:
     """Answers the agent may read out, by topic (hours, address, parking, fax, insurance, portal)."""
     specialty_packs: list[str] = field(default_factory=list)
     """Triage packs in addition to the base pack: cardiology, dermatology, pediatrics."""
+    cancellation_policy: str = ""
+    """Spoken before a cancellation is confirmed (e.g. 24 hours notice); empty = nothing said."""
+    controlled_substances: list[str] = field(
+        # Opioids, benzodiazepines, stimulants, sleep drugs and other scheduled generics.
+        default_factory=lambda: (
+            "oxycodone hydrocodone hydromorphone morphine codeine fentanyl methadone buprenorphine"
+            " tramadol tapentadol alprazolam lorazepam clonazepam diazepam temazepam zolpidem"
+            " eszopiclone amphetamine dextroamphetamine lisdexamfetamine methylphenidate"
+            " dexmethylphenidate modafinil armodafinil pregabalin phenobarbital carisoprodol"
+            " testosterone"
+        ).split()
+    )
+    """Generic names the agent never arranges a refill for: "the clinician must review this
+    directly" and a message instead."""
+    self_care: dict[str, str] = field(default_factory=dict)
+    """Practice-approved self-care text by topic words (``"sore throat" = "..."``), read after a
+    routine symptom message whose complaint contains those words. Empty: no advice at all."""
 
 
 @dataclass(frozen=True)
