@@ -725,10 +725,12 @@ class PbxSim:
         self.set_state(ch, "Up")
         ch.direct_peer, winner.direct_peer = winner, ch
         ended = [c.leg.ended for c in (ch, winner) if c.leg is not None]
-        await asyncio.wait(
-            [self.spawn(e.wait(), f"dial-wait:{ch.snap.id}") for e in ended],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        waiters = [self.spawn(e.wait(), f"dial-wait:{ch.snap.id}") for e in ended]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
         for c in (winner, ch):
             if not c.hungup:
                 await self.hangup(c, by="dialplan", cause=16)
