@@ -39,29 +39,36 @@ from agent.adapters.media import PortPool, RtpSession
 from agent.config import Config
 from agent.core import g711
 from agent.core.dialog.commands import (
+    BookSlot,
     CallerHungUp,
     CallStarted,
+    CancelAppointment,
     Command,
     DtmfReceived,
+    FindSlots,
     HandBack,
     Hangup,
     Heard,
+    ListAppointments,
     Listen,
+    LookupPatient,
     NothingHeard,
+    RescheduleAppointment,
     SaveRecord,
     Say,
     Transfer,
     TransferEnded,
 )
 from agent.core.dialog.commands import Event as DialogEvent
-from agent.core.dialog.machine import Dialog, DialogSettings, State
+from agent.core.dialog.machine import Dialog, DialogSettings, ProviderInfo, State
 from agent.core.jitter import JitterFrame
-from agent.core.office import hours_sentence
+from agent.core.office import hours_sentence, is_office_open
 from agent.core.segmenter import BargeIn, Segmenter, UtteranceEnded
 from agent.errors import AriError, AriNotFound
 from agent.log import get_logger
 from agent.runtime.engines import Engines
 from agent.runtime.hooks import CallObserver, Records
+from agent.runtime.services import CallServices, demo_services
 
 log = get_logger(__name__)
 
@@ -108,6 +115,13 @@ def dialog_settings(cfg: Config) -> DialogSettings:
         # The hours answer comes from the configured office hours unless the practice wrote its own.
         faq={"hours": hours_sentence(cfg.practice.office_hours), **cfg.practice.faq},
         no_input_timeout_s=cfg.calls.no_input_timeout_s,
+        billing=cfg.transfer.billing,
+        providers=tuple(
+            ProviderInfo(p.id, p.name, tuple(p.appointment_types)) for p in cfg.practice.providers
+        ),
+        cancellation_policy=cfg.practice.cancellation_policy,
+        controlled_substances=frozenset(m.lower() for m in cfg.practice.controlled_substances),
+        self_care=dict(cfg.practice.self_care),
     )
 
 
@@ -124,6 +138,7 @@ class CallSession:
         observer: CallObserver | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         keep_raw_media: bool = False,
+        services: CallServices | None = None,
     ) -> None:
         self.channel = channel
         self.call_id = uuid.uuid4().hex[:12]
@@ -135,6 +150,9 @@ class CallSession:
         self.observer = observer or CallObserver()
         self.clock = clock
         self.keep_raw_media = keep_raw_media
+        # The patient directory and schedule the dialog's data commands reach. Without one passed
+        # in, clearly fake in-memory data (stand-in, tests, demo), built on first use.
+        self.services = services
         self.dialog = Dialog(dialog_settings(cfg))
         self.outcome = "unknown"
         """How the call ended: ``caller_hangup``, ``agent_hangup``, ``handed_back:<reason>``,
@@ -223,6 +241,7 @@ class CallSession:
                 self.clock(),
                 caller_number=self.channel.caller.number,
                 caller_name=self.channel.caller.name,
+                office_open=is_office_open(self.clock(), self.cfg.practice),
             )
         )
         while True:
@@ -253,6 +272,19 @@ class CallSession:
                 case Hangup():
                     await self._hangup(cmd)
                     return None
+                case (
+                    LookupPatient()
+                    | FindSlots()
+                    | BookSlot()
+                    | ListAppointments()
+                    | CancelAppointment()
+                    | RescheduleAppointment()
+                ):
+                    if self.services is None:
+                        self.services = demo_services(self.cfg.practice, self.clock())
+                    return await self.services.execute(
+                        cmd, now=self.clock(), actor=f"agent:{self.call_id}"
+                    )
         if self.dialog.state is State.ENDED:
             # The dialog ended the call with no hang-up command (a transfer was bridged).
             await self._stay_bridged()
