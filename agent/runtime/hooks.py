@@ -92,3 +92,36 @@ class CallObserver:
 
     def ended(self, call_id: str, outcome: str) -> None:
         pass
+
+    def turn_latency(self, call_id: str, seconds: float) -> None:
+        """End of the caller's utterance → the agent's reply starts playing."""
+
+    def stt_time(self, call_id: str, seconds: float) -> None:
+        """How long one transcription took."""
+
+    def media_stats(self, call_id: str, stats: Any) -> None:
+        """The call's RTP counters (``MediaStats``), once, when the call ends."""
+
+    def fallback(self, reason: str) -> None:
+        """A call was handed to the dialplan fallback before any call session existed (capacity)."""
+
+
+class FanOut(CallObserver):
+    """Several observers as one (metrics + simulate's report). A failing observer is skipped."""
+
+    def __init__(self, *observers: CallObserver) -> None:
+        self.observers = [o for o in observers if o is not None]
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("_") or name == "observers":
+            return object.__getattribute__(self, name)
+        observers = object.__getattribute__(self, "observers")
+
+        def call_all(*args: Any) -> None:
+            for observer in observers:
+                try:
+                    getattr(observer, name)(*args)
+                except Exception:  # an observer must never break a call
+                    continue
+
+        return call_all

@@ -287,6 +287,18 @@ class MetricsObserver(CallObserver):
     def record(self, call_id: str, kind: str, data: dict[str, Any], urgent: bool) -> None:
         self._intent[call_id] = kind
 
+    def turn_latency(self, call_id: str, seconds: float) -> None:
+        self.metrics.turn_latency(seconds)
+
+    def stt_time(self, call_id: str, seconds: float) -> None:
+        self.metrics.stt_time(seconds)
+
+    def media_stats(self, call_id: str, stats: Any) -> None:
+        self.metrics.rtp(stats)
+
+    def fallback(self, reason: str) -> None:
+        self.metrics.fallback(reason)
+
     def ended(self, call_id: str, outcome: str) -> None:
         self._heard_at.pop(call_id, None)
         self.metrics.call_ended(outcome, self._intent.pop(call_id, ""))

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from typing import Any
 
 from agent.config import Config, load_config
@@ -61,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
 async def serve(
     cfg: Config, *, stop_after_s: float | None = None, ready: asyncio.Event | None = None
 ) -> None:
+    from agent.adapters.ami import AmiClient
     from agent.adapters.ari.client import AriClient
+    from agent.adapters.health import HealthServer, supervisor_inputs
     from agent.runtime.engines import load_engines
+    from agent.runtime.metrics import Metrics, MetricsObserver
     from agent.runtime.supervisor import Supervisor
 
     stop = asyncio.Event()
@@ -77,7 +81,24 @@ async def serve(
     engines = await load_engines(cfg)
     store = await open_store(cfg.database, cfg.practice)
     ari = AriClient(cfg.ari)
-    supervisor = Supervisor(cfg, ari, engines, records=store.records)
+    metrics = Metrics(max_calls=lambda: cfg.calls.max_concurrent)
+    supervisor = Supervisor(
+        cfg, ari, engines, records=store.records, observer=MetricsObserver(metrics, time.monotonic)
+    )
+    ami: AmiClient | None = None
+    if cfg.ami.enabled:
+        # A lost or refused AMI degrades device-state checks and call-backs; calls go on.
+        ami = AmiClient(cfg.ami)
+        ami.start()
+    health: HealthServer | None = None
+    if cfg.calls.health_port:
+        health = HealthServer(
+            cfg.calls.health_host,
+            cfg.calls.health_port,
+            inputs=supervisor_inputs(supervisor, ami=ami),
+            metrics=metrics,
+        )
+        log.info("health and metrics", url=await health.start())
     runner = asyncio.create_task(supervisor.run(), name="supervisor")
     await asyncio.sleep(0)  # let the supervisor subscribe before the first Connected
     ari.start()
@@ -107,6 +128,10 @@ async def serve(
         await asyncio.gather(runner, return_exceptions=True)
         if agi is not None:
             await agi.close()
+        if health is not None:
+            await health.close()
+        if ami is not None:
+            await ami.close()
         await ari.close()
         await engines.aclose()
         await store.aclose()

@@ -142,6 +142,8 @@ class Supervisor:
 
     async def _over_capacity(self, channel_id: str) -> None:
         self.fallbacks += 1
+        if self.observer is not None:
+            self.observer.fallback("capacity")
         log.warning(
             "at capacity: call handed to the dialplan fallback",
             active=len(self.sessions),
