@@ -46,7 +46,39 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
         "no_output_layer": False,
         "nO": None,
     },
+    # Bag of words plus a small CNN over hashed word and affix embeddings: the affixes let it
+    # generalise to misspelt and unseen word forms, at several times the training cost.
+    "ensemble": {
+        "@architectures": "spacy.TextCatEnsemble.v2",
+        "nO": None,
+        "linear_model": {
+            "@architectures": "spacy.TextCatBOW.v3",
+            "exclusive_classes": True,
+            "ngram_size": 2,
+            "no_output_layer": False,
+        },
+        "tok2vec": {
+            "@architectures": "spacy.Tok2Vec.v2",
+            "embed": {
+                "@architectures": "spacy.MultiHashEmbed.v2",
+                "width": 64,
+                "rows": [2000, 2000, 1000, 1000],
+                "attrs": ["ORTH", "LOWER", "PREFIX", "SUFFIX"],
+                "include_static_vectors": False,
+            },
+            "encode": {
+                "@architectures": "spacy.MaxoutWindowEncoder.v2",
+                "width": 64,
+                "window_size": 1,
+                "maxout_pieces": 3,
+                "depth": 2,
+            },
+        },
+    },
 }
+# Chosen by measurement on the dev set (2026-11-27, 2 cores, 12 epochs): bow2 95.3-96.1 % intent
+# accuracy over four seeds, about 10 s to train; bow3 a point lower; the ensemble 88.6 % in 15 s
+# (its embeddings need more data than a few thousand sentences to pay off).
 DEFAULT_ARCHITECTURE = "bow2"
 
 # Callers who ask for two things usually say the main one first ("I need a refill, and also what
