@@ -48,10 +48,11 @@ _HTML_426 = (
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    # Asterisk spells the header "Content-type"; clients match it case-insensitively.
+    # Asterisk sends "Content-type: application/json" with no charset (ari_http_raw.txt);
+    # bytes keep aiohttp from adding one. Header names match case-insensitively.
     return web.Response(
         status=status,
-        text=json.dumps(body, separators=(",", ":")),
+        body=json.dumps(body, separators=(",", ":")).encode(),
         content_type="application/json",
         headers={"Cache-Control": "no-cache, no-store", "Server": "Asterisk/23.4.1"},
     )

@@ -106,3 +106,36 @@ async def test_a_second_websocket_for_the_app_replaces_the_first(
         assert [e["type"] for e in probe.all_events] == ["ApplicationReplaced"]
     finally:
         await newer.close()
+
+
+async def test_httpx_and_websockets_clients_see_the_same_server(sim: PbxSim) -> None:
+    # The agent's own client is built on httpx + websockets; check the stand-in with both.
+    import base64
+    import json
+
+    import httpx
+    import websockets
+
+    token = base64.b64encode(b"medagent:secret").decode()
+    ws_url = sim.base_url.replace("http://", "ws://") + f"/events?app={APP}"
+    async with (
+        websockets.connect(ws_url, additional_headers={"Authorization": f"Basic {token}"}) as ws,
+        httpx.AsyncClient(base_url=sim.base_url, auth=("medagent", "secret")) as http,
+    ):
+        await sim.place_call()
+        start = json.loads(await asyncio.wait_for(ws.recv(), 2))
+        assert start["type"] == "StasisStart"
+        resp = await http.post(f"/channels/{start['channel']['id']}/answer")
+        assert resp.status_code == 204 and resp.content == b""
+        resp = await http.get("/channels")
+        assert resp.headers["content-type"] == "application/json"
+        assert json.loads(await asyncio.wait_for(ws.recv(), 2))["type"] == "ChannelStateChange"
+        assert (await http.get("/nope")).json() == {"message": "Resource not found"}
+        await sim.drop_websockets(close_frame=False)
+        with pytest.raises(websockets.ConnectionClosedError) as closed:
+            await asyncio.wait_for(ws.recv(), 2)
+        assert closed.value.rcvd is None  # no close frame: the client reports 1006
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(ws_url):
+            pass
+    assert refused.value.response.status_code == 401
