@@ -70,3 +70,31 @@ def test_cached_model_loads_and_answers_fast(model_dir: str) -> None:
     for _ in range(50):
         model.predict("um hi I was wondering if I could get my lisinopril refilled")
     assert (time.perf_counter() - started) / 50 < 0.05
+
+
+def test_a_synthetic_phone_call_is_understood(model_dir: str, tmp_path: Path) -> None:
+    # Piper's natural voice through the line model, transcribed by the real STT engine.
+    import json
+    import subprocess
+    import sys
+
+    from agent.engines import telephone
+
+    if "joe" not in telephone.available_voices():
+        pytest.skip("the Piper voice is not installed")
+    ulaw = telephone.synthesize_caller("I need to cancel my appointment on Friday", "joe", seed=1)
+    recording = tmp_path / "call.ulaw"
+    recording.write_bytes(ulaw)
+    cfg = tmp_path / "medagent.toml"
+    cfg.write_text(f'[nlu]\nmodel_dir = "{model_dir}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "-c", str(cfg), "understand", "--audio", str(recording)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    (line,) = done.stdout.splitlines()
+    result = json.loads(line)
+    assert result["intent"] == "cancel"
+    assert "cancel" in result["transcript"].lower()

@@ -112,3 +112,29 @@ def test_nlu_train_if_changed_skips_a_current_model(
     (model / classifier.META_FILE).write_text(json.dumps({"data_hash": train.fingerprint()}))
     assert main(["nlu", "train", "--if-changed", "--model-dir", str(model)]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def _tone_wav(path: Path, rate: int, seconds: float) -> None:
+    import numpy as np
+    from scipy.io import wavfile
+
+    t = np.arange(int(rate * seconds)) / rate
+    wavfile.write(path, rate, (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
+
+
+@pytest.mark.parametrize("telephone", [False, True])
+def test_audio_files_become_8khz_pcm16(tmp_path: Path, telephone: bool) -> None:
+    from agent.engines.nlu.understand import load_pcm16_8k
+
+    wav = tmp_path / "tone.wav"
+    _tone_wav(wav, 22050, 0.5)
+    pcm = load_pcm16_8k(str(wav), telephone=telephone)
+    assert len(pcm) == 2 * 4000  # half a second of 8 kHz 16-bit samples
+
+
+def test_raw_ulaw_recordings_are_read_as_phone_audio(tmp_path: Path) -> None:
+    from agent.engines.nlu.understand import load_pcm16_8k
+
+    raw = tmp_path / "call.ulaw"
+    raw.write_bytes(bytes([0xFF]) * 800)  # 100 ms of μ-law silence, as Asterisk records it
+    assert load_pcm16_8k(str(raw), telephone=False) == b"\x00\x00" * 800
