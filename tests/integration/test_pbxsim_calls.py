@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import wave
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,7 +141,7 @@ async def test_inbound_call_media_both_ways_and_caller_hangup(sim: PbxSim, probe
         peer.close()
 
 
-async def test_no_agent_connected_falls_back_to_front_desk(sim: PbxSim) -> None:
+async def test_no_agent_connected_falls_back_to_front_desk(sim: PbxSim, tmp_path: Path) -> None:
     caller = await sim.place_call(exten="100", caller_number="5551234")
     desk = sim.phone("frontdesk")
     leg = await desk.wait_answered_call(2.0)
@@ -151,6 +153,10 @@ async def test_no_agent_connected_falls_back_to_front_desk(sim: PbxSim) -> None:
     assert "Stasis(medical-agent) not registered" in caller.path
     assert "answered(PJSIP/frontdesk)" in caller.path
     assert caller.answered_at is not None
+    caller.save_wav(tmp_path / "caller.wav")
+    with wave.open(str(tmp_path / "caller.wav"), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        assert w.getnframes() == len(caller.heard_ulaw())
 
 
 async def test_continue_goes_through_fallback_to_voicemail(sim: PbxSim, probe: AriProbe) -> None:
