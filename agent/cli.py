@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "eval": ("agent.engines.nlu.evaluate", "evaluate intents, urgency and WER on labelled sets"),
     "nlu": ("agent.engines.nlu.train", "train the intent model from the project's data"),
+    "reload": (
+        "agent.runtime.reloadcmd",
+        "make the running agent re-read its configuration (calls go on)",
+    ),
     "config": ("agent.configcmd", "validate a configuration file or print the example"),
     "check": (
         "agent.runtime.check",

@@ -127,6 +127,18 @@ class PromptCache:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.prerender)
 
+    async def update(self, prompts: Mapping[str, str]) -> PrerenderReport:
+        """New static prompt texts (a configuration reload): rendered off the loop, then swapped in
+        at once, so a call in progress never finds a prompt missing."""
+        fresh = PromptCache.__new__(PromptCache)
+        fresh.__dict__.update(self.__dict__)
+        fresh._prompts = dict(prompts)
+        fresh._static = {}
+        loop = asyncio.get_running_loop()
+        report = await loop.run_in_executor(self._executor, fresh.prerender)
+        self._prompts, self._static = fresh._prompts, fresh._static
+        return report
+
     def get(self, key: str) -> list[bytes]:
         """A static prompt's frames, at once. ``KeyError`` names the missing prompt."""
         try:

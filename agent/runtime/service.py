@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from agent.config import Config, load_config
@@ -70,10 +72,13 @@ async def serve(
     from agent.runtime.supervisor import Supervisor
 
     stop = asyncio.Event()
+    reload_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
 
     from agent.adapters.store import open_store
 
@@ -122,6 +127,7 @@ async def serve(
             raise runner.exception()  # type: ignore[misc]
     finally:
         log.info("shutting down", active_calls=supervisor.active_calls)
+        remove_pid_file(cfg)
         await supervisor.hand_back_all("shutdown")
         await supervisor.close()
         runner.cancel()
@@ -135,3 +141,36 @@ async def serve(
         await ari.close()
         await engines.aclose()
         await store.aclose()
+
+
+async def _reload(supervisor: Any, source: str) -> None:
+    """SIGHUP: re-read the file; a bad file is logged and the running configuration kept."""
+    if source == "<defaults>":
+        log.warning("reload requested but the agent runs on built-in defaults (no file to re-read)")
+        return
+    try:
+        new = load_config(source)
+    except ConfigError as exc:
+        log.error(
+            "reload refused: the configuration file is invalid; keeping the running one",
+            error=str(exc),
+        )
+        return
+    await supervisor.reload(new)
+
+
+def pid_file(cfg: Config) -> Path:
+    """Where ``medagent run`` writes its pid (next to the database's local state)."""
+    return Path(cfg.database.spool_dir).parent / "medagent.pid"
+
+
+def write_pid_file(cfg: Config) -> None:
+    path = pid_file(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+
+
+def remove_pid_file(cfg: Config) -> None:
+    with contextlib.suppress(OSError):
+        if pid_file(cfg).read_text().strip() == str(os.getpid()):
+            pid_file(cfg).unlink()

@@ -182,6 +182,24 @@ class Supervisor:
             if task is not None:
                 await self.calls.cancel(task)
 
+    async def reload(self, new: Config) -> list[str]:
+        """Apply a new configuration to the calls that start from now on; calls in progress keep
+        theirs. Returns the sections that changed but need a restart to take effect."""
+        from agent.runtime.prompts import static_prompts
+
+        needs_restart = [
+            name
+            for name in ("ari", "ami", "agi", "media", "database", "stt", "tts", "vad", "logging")
+            if getattr(new, name) != getattr(self.cfg, name)
+        ]
+        if new.practice != self.cfg.practice:
+            update = getattr(self.engines.prompts, "update", None)
+            if update is not None:
+                await update(static_prompts(new.practice))
+        self.cfg = new
+        log.info("configuration reloaded", source=new.source, needs_restart=needs_restart)
+        return needs_restart
+
     async def hand_back_all(self, reason: str) -> None:
         """Shutting down: every caller still talking to the agent goes to the dialplan fallback
         (front desk) instead of being cut off."""
