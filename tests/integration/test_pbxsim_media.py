@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.core.g711 import alaw_encode, ulaw_decode, ulaw_encode
 from agent.core.rtp import PT_PCMA, PT_PCMU, RtpPacket
@@ -338,3 +340,38 @@ async def test_bridge_play_does_not_interrupt_caller_stream(sim: PbxSim, probe: 
         assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
     finally:
         peer.close()
+
+
+@given(
+    st.lists(st.integers(0, 65535), min_size=1, max_size=60),
+    st.integers(0, 65535),
+    st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_pass_through_keeps_sequence_and_timestamp_differences(
+    seqs: list[int], start: int, ts0: int
+) -> None:
+    sender = RtpSender(ssrc=9, next_seq=start, ts_base=ts0)
+    out = [sender.packet(Frame(b"\xff" * 160, 0x1234, q, (q * 160) % 2**32)) for q in seqs]
+    assert [(p.sequence_number - out[0].sequence_number) % 65536 for p in out] == [
+        (q - seqs[0]) % 65536 for q in seqs
+    ]
+    assert [(p.timestamp - out[0].timestamp) % 2**32 for p in out] == [
+        (q * 160 - seqs[0] * 160) % 2**32 for q in seqs
+    ]
+    assert out[0].sequence_number == start and not any(p.marker for p in out)
+    assert {p.ssrc for p in out} == {9}
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=3), st.binary(min_size=160, max_size=160), max_size=4
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_mix_never_gives_a_participant_its_own_audio_alone(frames: dict[str, bytes]) -> None:
+    out = mix(dict(frames))
+    assert set(out) == set(frames) and all(len(v) == 160 for v in out.values())
+    if len(frames) == 2:
+        a, b = frames
+        assert out[a] == ulaw_encode(ulaw_decode(frames[b]))
