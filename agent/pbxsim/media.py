@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.core.g711 import ULAW_SILENCE, alaw_to_ulaw, ulaw_decode, ulaw_encode
+from agent.core.pacer import split_frames
 from agent.core.rtp import PT_PCMA, PT_PCMU, SEQ_MOD, TS_MOD, RtpPacket
 
 SAMPLE_RATE = 8000
@@ -178,11 +179,8 @@ def _fit(pcm: np.ndarray) -> np.ndarray:
 
 
 def frames_of(ulaw: bytes) -> list[bytes]:
-    """Split μ-law audio into 20 ms frames, padding the last with silence."""
-    out = [ulaw[i : i + FRAME_SAMPLES] for i in range(0, len(ulaw), FRAME_SAMPLES)]
-    if out and len(out[-1]) < FRAME_SAMPLES:
-        out[-1] = out[-1] + bytes([ULAW_SILENCE]) * (FRAME_SAMPLES - len(out[-1]))
-    return out
+    """Split μ-law audio into 20 ms frames, padding the last with silence (the pacer's splitter)."""
+    return split_frames(ulaw)
 
 
 @dataclass
