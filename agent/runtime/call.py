@@ -99,6 +99,8 @@ class _Dtmf:
 class _Utterance:
     pcm16: bytes
     duration_ms: int
+    ended_at: float
+    """Loop time the segmenter saw the end of the utterance."""
 
 
 Inbox = asyncio.Queue[_Dtmf | _Utterance]
@@ -171,6 +173,7 @@ class CallSession:
         self._handed_back = False
         self._bridged_to: str | None = None
         self._transfer_legs: set[str] = set()
+        self._reply_due_since: float | None = None
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -300,6 +303,12 @@ class CallSession:
             frames = await self.engines.prompts.render(cmd.text)
         self.observer.said(self.call_id, cmd.text)
         await self.records.turn(self.call_id, speaker="agent", text=cmd.text, at=self.clock())
+        if self._reply_due_since is not None:
+            # The reply's first frame goes out within one 20 ms slot of being queued.
+            self.observer.turn_latency(
+                self.call_id, asyncio.get_running_loop().time() - self._reply_due_since
+            )
+            self._reply_due_since = None
         self._speaking_interruptible = cmd.barge_in
         self._segmenter.set_agent_speaking(True)
         try:
@@ -349,7 +358,10 @@ class CallSession:
                 return NothingHeard(self.clock())
             if isinstance(item, _Dtmf):
                 return DtmfReceived(self.clock(), item.digit)
+            stt_started = loop.time()
             text = await self.engines.stt.transcribe(item.pcm16, short_answer=cmd.expect != "open")
+            self.observer.stt_time(self.call_id, loop.time() - stt_started)
+            self._reply_due_since = item.ended_at
             if not text:
                 continue  # noise, a cough: no words; keep listening within the same timeout
             self.observer.heard(self.call_id, text)
@@ -642,7 +654,7 @@ class CallSession:
                 events = self._segment(frame)
             for ev in events:
                 if isinstance(ev, UtteranceEnded):
-                    self._inbox.put_nowait(_Utterance(ev.audio, ev.duration_ms))
+                    self._inbox.put_nowait(_Utterance(ev.audio, ev.duration_ms, loop.time()))
                 elif isinstance(ev, BargeIn) and self._speaking_interruptible:
                     cut = media.flush()
                     if cut:
@@ -682,6 +694,7 @@ class CallSession:
             await asyncio.wait(set(self._helpers), timeout=5)
         if self.media is not None:
             await self.media.close()
+            self.observer.media_stats(self.call_id, self.media.stats)
         for leg in self._transfer_legs - ({self._bridged_to} if self._bridged_to else set()):
             with contextlib.suppress(AriError):
                 await self.ari.hangup(leg)
