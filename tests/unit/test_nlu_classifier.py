@@ -126,3 +126,14 @@ def test_normalize_is_idempotent_and_plain(text: str) -> None:
     assert normalize(once) == once
     assert set(once) <= set("abcdefghijklmnopqrstuvwxyz0123456789 ")
     assert not set(once.split()) & classifier.FILLERS
+
+
+def test_training_twice_into_the_same_folder_replaces_the_model(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    first = train.train(target, epochs=1)
+    second = train.train(target, epochs=1)
+    assert first["data_hash"] == second["data_hash"] == train.fingerprint(epochs=1)
+    # No staging or retired folders are left beside the model.
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert IntentClassifier.load(target).meta["epochs"] == 1
+    assert train.is_current(target, epochs=1)

@@ -23,11 +23,13 @@ from agent.config import Config, Provider
 from agent.core.understanding import INTENTS, Entity, RedFlag, Understanding, Urgency
 from agent.engines.nlu import lang as language
 from agent.engines.nlu.classifier import IntentClassifier, Prediction
+from agent.log import get_logger
 
 # Every intent is routine unless triage finds a red flag: a billing question that mentions chest
 # pain is an emergency because of the words, not because of the intent.
 DEFAULT_URGENCY: dict[str, Urgency] = dict.fromkeys(INTENTS, "routine")
 _RANK: dict[str, int] = {"routine": 0, "urgent": 1, "emergency": 2}
+log = get_logger(__name__)
 
 EntityExtractor = Callable[..., list[Entity]]
 """``extract_entities(text, *, now, tz, providers, lang) -> list[Entity]``."""
@@ -62,9 +64,17 @@ class Understander:
         """The trained model from ``cfg.nlu.model_dir`` (``EngineError`` with the fix when it is
         missing), the base triage pack plus ``practice.specialty_packs``, and the entity rules."""
         from agent.core.triage import Triage
+        from agent.engines.nlu import train
         from agent.engines.nlu.entities import extract_entities
 
         classifier = IntentClassifier.load(cfg.nlu.model_dir)
+        if not train.is_current(cfg.nlu.model_dir):
+            # Still usable, but not what the data in the repository would train: say so once.
+            log.warning(
+                "nlu_model_stale",
+                model_dir=cfg.nlu.model_dir,
+                fix="medagent nlu train --if-changed",
+            )
         triage = Triage.load(list(cfg.practice.specialty_packs))  # the base pack is always in
         return cls(
             classifier,

@@ -161,14 +161,18 @@ def train(
     target = Path(model_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".nlu-train-", dir=target.parent))
+    # Move the old model aside rather than deleting it in place, so two trainings racing (parallel
+    # `make` targets) each end with a whole model in `target` instead of an error half-way.
+    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
     try:
         IntentClassifier(nlp, meta).to_disk(staging)
         if target.exists():
-            shutil.rmtree(target)
+            os.replace(target, retired)
         os.replace(staging, target)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        for leftover in (staging, retired):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     meta["train_s"] = round(time.perf_counter() - started, 2)
     return meta
 
