@@ -138,3 +138,19 @@ def test_from_config_without_a_model_says_how_to_train(tmp_path: Any) -> None:
 )
 def test_language_detection(text: str, expected: str) -> None:
     assert lang.detect(text) == expected
+
+
+def test_a_stale_model_loads_with_a_warning(tmp_path: Any) -> None:
+    from structlog.testing import capture_logs
+
+    from agent.engines.nlu import classifier, train
+    from agent.engines.nlu.classifier import IntentClassifier
+
+    small = train.expand(train.load_data())[::10]
+    model = IntentClassifier(classifier.fit(small, seed=1, epochs=1), {"data_hash": "old"})
+    model.to_disk(tmp_path / "m")
+    with capture_logs() as logs:
+        u = Understander.from_config(Config(nlu=NluConfig(model_dir=str(tmp_path / "m"))))
+    assert [e["event"] for e in logs] == ["nlu_model_stale"]
+    assert logs[0]["fix"] == "medagent nlu train --if-changed"
+    assert u.understand("my son can't breathe", now=NOW).urgency == "emergency"
