@@ -60,7 +60,7 @@ def expand(data: dict[str, Any], *, seed: int = SEED) -> list[tuple[str, str]]:
     """All training pairs ``(text, intent)`` in a fixed order: same data + seed → same list."""
     rng = random.Random(seed)
     slots: dict[str, list[str]] = data.get("slots", {})
-    base: list[tuple[str, str]] = []
+    base: list[tuple[str, str, str]] = []  # (text, intent, language)
     for intent in INTENTS:
         spec = data["intents"][intent]
         for template in spec.get("templates", []):
@@ -73,23 +73,27 @@ def expand(data: dict[str, Any], *, seed: int = SEED) -> list[tuple[str, str]]:
                 text = _SLOT.sub(lambda m: rng.choice(slots[m.group(1)]), template)
                 if text not in seen:
                     seen.add(text)
-                    base.append((text, intent))
-        base.extend((text, intent) for text in spec.get("sentences", []))
-        base.extend((text, intent) for text in spec.get("es", []))
+                    base.append((text, intent, "en"))
+        base.extend((text, intent, "en") for text in spec.get("sentences", []))
+        base.extend((text, intent, "es") for text in spec.get("es", []))
 
-    prefixes: list[str] = data.get("prefixes", [])
+    # Each language gets its own hesitations; mixed requests and STT slips are English only, the
+    # language of the joiners and of the confusions measured with tiny.en.
+    prefixes: dict[str, list[str]] = {
+        "en": data.get("prefixes", []),
+        "es": data.get("es_prefixes", []),
+    }
     joiners: list[str] = data.get("joiners", [])
     confusions: dict[str, list[str]] = data.get("asr_confusions", {})
     english_by_intent = {
-        intent: [
-            t for t, i in base if i == intent and t not in data["intents"][intent].get("es", [])
-        ]
-        for intent in INTENTS
+        intent: [t for t, i, lang in base if i == intent and lang == "en"] for intent in INTENTS
     }
     augmented: list[tuple[str, str]] = []
-    for text, intent in base:
-        if prefixes and rng.random() < PREFIX_SHARE:
-            augmented.append((f"{rng.choice(prefixes)} {text}", intent))
+    for text, intent, lang in base:
+        if prefixes[lang] and rng.random() < PREFIX_SHARE:
+            augmented.append((f"{rng.choice(prefixes[lang])} {text}", intent))
+        if lang != "en":
+            continue
         if joiners and rng.random() < MIXED_SHARE:
             other = rng.choice([i for i in INTENTS if i != intent])
             second = rng.choice(english_by_intent[other])
@@ -98,7 +102,7 @@ def expand(data: dict[str, Any], *, seed: int = SEED) -> list[tuple[str, str]]:
             slipped = _asr_slip(text, confusions, rng)
             if slipped != text:
                 augmented.append((slipped, intent))
-    return base + augmented
+    return [(text, intent) for text, intent, _ in base] + augmented
 
 
 def _asr_slip(text: str, confusions: dict[str, list[str]], rng: random.Random) -> str:
