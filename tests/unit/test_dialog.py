@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime
 
 import pytest
@@ -9,16 +10,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.core.dialog.commands import (
+    Appointment,
+    AppointmentCancelled,
+    AppointmentsListed,
+    Booked,
+    BookSlot,
     CallerHungUp,
     CallStarted,
+    CancelAppointment,
+    DataCommand,
     DtmfReceived,
+    FindSlots,
     HandBack,
     Hangup,
     Heard,
+    ListAppointments,
     Listen,
+    LookupPatient,
     NothingHeard,
+    PatientLookedUp,
+    RescheduleAppointment,
+    Rescheduled,
     SaveRecord,
     Say,
+    Slot,
+    SlotsFound,
     Transfer,
     TransferEnded,
 )
@@ -173,43 +189,72 @@ def test_every_live_state_has_a_hangup_row() -> None:
         assert (state, CallerHungUp) in TABLE, state
 
 
+_SLOT = Slot("s1", "patel", "Doctor Patel", datetime(2026, 12, 1, 9, 0))
+_APPT = Appointment("a1", _SLOT, "follow-up")
+
 _events = st.one_of(
     st.builds(
-        lambda c, g: u(
+        lambda c, g, i: u(
             "x",
-            "refill",
+            i,
             g,
             conf=c,
             flags=[CHEST] if g == "emergency" else [RASH] if g == "urgent" else [],
         ),
         st.floats(0, 1),
-        st.sampled_from(["routine", "urgent", "emergency"]),
+        st.sampled_from(["routine", "routine", "urgent", "emergency"]),
+        st.sampled_from(["refill", "schedule", "cancel", "reschedule", "billing", "symptoms"]),
+    ),
+    st.builds(
+        lambda t: u(t, "message", "routine", conf=0.7),
+        st.sampled_from(["jane doe", "the first one", "any time", "three", "this number", "no"]),
+    ),
+    st.just(
+        Heard(
+            NOW,
+            Understanding(
+                "march 4 1962",
+                "en",
+                "message",
+                0.7,
+                "routine",
+                [],
+                [Entity("dob", "", "1962-03-04")],
+            ),
+        )
     ),
     st.just(NothingHeard(NOW)),
     st.builds(lambda d: DtmfReceived(NOW, d), st.sampled_from("0123#")),
     st.builds(lambda s: TransferEnded(NOW, s), st.sampled_from(["answered", "busy", "no_answer"])),
     st.builds(lambda y: u("yes" if y else "no", yes=y), st.booleans()),
+    st.builds(lambda f: PatientLookedUp(NOW, f, "p1" if f else ""), st.booleans()),
+    st.builds(lambda n: SlotsFound(NOW, (_SLOT,) * n), st.integers(0, 3)),
+    st.builds(lambda n: AppointmentsListed(NOW, (_APPT,) * n), st.integers(0, 2)),
+    st.builds(lambda ok: Booked(NOW, ok, _APPT if ok else None), st.booleans()),
+    st.builds(lambda ok: AppointmentCancelled(NOW, ok), st.booleans()),
+    st.builds(lambda ok: Rescheduled(NOW, ok, _APPT if ok else None, failed=not ok), st.booleans()),
 )
+_WAITS = (Listen, Transfer, HandBack, Hangup, *typing.get_args(DataCommand))
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(_events, max_size=12))
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_events, max_size=16))
 def test_never_stuck_every_listen_or_end(events) -> None:
-    """Whatever happens, every turn ends with the caller either listened to, transferred, handed back or hung up."""
+    """Whatever happens, every turn ends with the caller either listened to, transferred, handed
+    back, hung up, or a data command the call session answers."""
     d = started()
     for ev in events:
+        before = d.state
         try:
             out = d.handle(ev)
         except IllegalTransition:
+            assert d.state is before
             continue
-        if (
-            d.state is State.ENDED
-            or not out
-            or d.state is State.TRANSFERRING
-            and isinstance(ev, TransferEnded)
+        if d.state is State.ENDED or (
+            d.state is State.TRANSFERRING and isinstance(ev, TransferEnded)
         ):
             continue
-        assert isinstance(out[-1], Listen | Transfer | HandBack | Hangup), (d.state, out)
+        assert out and isinstance(out[-1], _WAITS), (d.state, out)
     d.handle(CallerHungUp(NOW))
     assert d.state is State.ENDED
 
@@ -232,3 +277,81 @@ def test_closing_phrase_in_request_state_after_a_request() -> None:
     assert d.state is State.REQUEST
     out = d.handle(u("nothing else, goodbye", "message", conf=0.8))
     assert isinstance(out[-1], Hangup)
+
+
+_RESULTS = {
+    LookupPatient: st.builds(
+        lambda f, failed: PatientLookedUp(
+            NOW, f, "p1" if f else "", ("lisinopril",), failed=failed
+        ),
+        st.booleans(),
+        st.booleans(),
+    ),
+    FindSlots: st.builds(
+        lambda n, failed: SlotsFound(NOW, (_SLOT,) * n, failed=failed),
+        st.integers(0, 3),
+        st.booleans(),
+    ),
+    ListAppointments: st.builds(lambda n: AppointmentsListed(NOW, (_APPT,) * n), st.integers(0, 2)),
+    BookSlot: st.builds(lambda ok: Booked(NOW, ok, _APPT if ok else None), st.booleans()),
+    CancelAppointment: st.builds(lambda ok: AppointmentCancelled(NOW, ok), st.booleans()),
+    RescheduleAppointment: st.builds(
+        lambda ok: Rescheduled(NOW, ok, _APPT if ok else None), st.booleans()
+    ),
+}
+
+
+_ANSWERS = {
+    "name": ("jane doe", None),
+    "dob": ("march 4 1962", Entity("dob", "", "1962-03-04")),
+    "provider": ("anyone", None),
+    "preferences": ("any time", None),
+    "slot": ("the first one", None),
+    "appointment": ("the first one", None),
+    "medication": ("lisinopril", Entity("medication", "", "lisinopril")),
+    "strength": ("10 mg", None),
+    "pharmacy": ("the cvs", None),
+    "supply": ("three days", None),
+    "complaint": ("a sore throat", None),
+    "since": ("since monday", None),
+    "severity": ("four", None),
+    "phone": ("this number", None),
+    "when": ("mornings", None),
+    "correction": ("tuesday", Entity("date", "", "2026-12-01")),
+}
+
+
+def _answer(asking: str) -> Heard:
+    text, entity = _ANSWERS[asking]
+    ents = [entity] if entity is not None else []
+    return Heard(NOW, Understanding(text, "en", "message", 0.6, "routine", [], ents))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_workflows_never_stuck_when_data_commands_are_answered(data) -> None:
+    """Like the call session: every data command is answered by its result; whatever the caller
+    says, each turn ends waiting on something, and the call always ends cleanly."""
+    d = started()
+    out: list = []
+    for _ in range(25):
+        waiting = out[-1] if out else None
+        if type(waiting) in _RESULTS:
+            ev = data.draw(_RESULTS[type(waiting)])
+        elif d.state is State.ASK and d.task is not None and data.draw(st.booleans()):
+            # Mostly cooperative callers, so the walk gets deep into every workflow.
+            ev = _answer(d.task.asking)
+        else:
+            ev = data.draw(_events)
+        try:
+            out = d.handle(ev)
+        except IllegalTransition:
+            out = []
+            continue
+        if d.state is State.ENDED:
+            break
+        if d.state is State.TRANSFERRING and isinstance(ev, TransferEnded):
+            continue
+        assert out and isinstance(out[-1], _WAITS), (d.state, out)
+    d.handle(CallerHungUp(NOW))
+    assert d.state is State.ENDED
