@@ -50,6 +50,8 @@ log = get_logger(__name__)
 
 SEARCH_DAYS = 28
 """How far ahead "the earliest opening" looks."""
+MIN_NOTICE = timedelta(hours=1)
+"""No slot is offered that starts sooner than this: the patient could not get there."""
 
 
 class PatientRecord(Protocol):
@@ -199,7 +201,7 @@ class CallServices:
 
     async def _find(self, cmd: FindSlots, now: datetime) -> tuple[Slot, ...]:
         prefs = cmd.preferences
-        local_now = now.astimezone(self.tz)
+        local_now = now.astimezone(self.tz) + MIN_NOTICE
         if prefs.dates:
             days = sorted(date.fromisoformat(d) for d in prefs.dates)
             start = max(datetime.combine(days[0], time(0), self.tz), local_now)
