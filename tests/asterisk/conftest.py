@@ -11,6 +11,9 @@
 - ``dial``: ``await dial(number, **kw) -> RealCaller``; every caller is closed at the end.
 - ``desk_phone``: ``desk_phone("frontdesk" | "clinician100", "answer" | "noanswer") -> SipPhone``.
 - ``ari_cutter``: a :class:`TcpCutter` in front of ARI (``.port``; ``.drop()`` kills the websockets).
+- ``prompt_cache``: one folder of rendered prompts for the session (see ``running_agent`` in
+  real_asterisk.py: our own Supervisor + AriClient with fake engines
+  (scripted recognition, keyword understanding, real espeak prompts) on this Asterisk.
 """
 
 from __future__ import annotations
@@ -113,3 +116,9 @@ async def ari_cutter(asterisk: RealAsterisk) -> AsyncIterator[TcpCutter]:
     await cutter.start()
     yield cutter
     await cutter.close()
+
+
+@pytest.fixture(scope="session")
+def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One rendered-prompt cache for the tier: espeak renders each prompt once, not per test."""
+    return str(tmp_path_factory.mktemp("prompts"))

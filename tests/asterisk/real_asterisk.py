@@ -13,6 +13,9 @@
 - :class:`TcpCutter` sits between a client and Asterisk's HTTP port so a test can drop the ARI
   websocket the way a network fault does (no close frame).
 - :class:`SipPhone` is a sipp desk phone (answers, or rings without answering).
+- :func:`running_agent` runs our own Supervisor + AriClient (fake engines: scripted recognition,
+  keyword understanding, real espeak prompts) on this Asterisk; :func:`agent_config` points a
+  Config at it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -37,9 +41,15 @@ from typing import Any
 import httpx
 import websockets
 
+from agent.adapters.ari.client import AriClient
 from agent.adapters.asterisk_conf import fill_in, parse, set_dialplan_variables
+from agent.config import AriConfig, Config, MediaConfig, PracticeConfig, TransferConfig
 from agent.core.g711 import ULAW_SILENCE
 from agent.core.rtp import PT_PCMU, RtpPacket
+from agent.engines.tts import EspeakTts
+from agent.runtime.supervisor import Supervisor
+from tests.fakes.engines import ScriptedStt, fake_engines
+from tests.integration.callkit import Observer
 
 ROOT = Path(__file__).resolve().parents[2]
 ASTERISK_CONF = ROOT / "asterisk-conf"
@@ -916,3 +926,90 @@ async def real_caller(
         yield caller
     finally:
         await caller.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Our agent on the real Asterisk: Supervisor + AriClient with fake engines (tests/fakes/engines.py)
+
+
+@dataclass
+class RealAgent:
+    """The agent process's insides, on the real Asterisk (see :func:`running_agent`)."""
+
+    cfg: Config
+    ari: AriClient
+    sup: Supervisor
+    stt: ScriptedStt
+    obs: Observer
+    tts: EspeakTts
+
+    def speech(self, text: str) -> bytes:
+        """Caller speech as 8 kHz μ-law: real synthesized audio, so the VAD sees speech."""
+        return self.tts.synthesize(text)
+
+    async def wait_listening(self, timeout_s: float = 30) -> None:
+        await asyncio.wait_for(self.obs.is_listening.wait(), timeout_s)
+        self.obs.is_listening.clear()
+
+
+def agent_config(
+    asterisk: RealAsterisk,
+    *,
+    ari_port: int | None = None,
+    max_calls: int = 4,
+    no_input_timeout_s: float = 5.0,
+) -> Config:
+    """Our Config pointed at the fixture's ARI (or at a relay in front of it on ``ari_port``)."""
+    url = asterisk.ari_url if ari_port is None else f"http://127.0.0.1:{ari_port}/ari"
+    # A random 100-port window, as Ports.pick does for Asterisk's own RTP, so parallel runs
+    # rarely meet; the pool skips ports in use anyway.
+    rtp = random.randrange(30000, 39000, 2)
+    cfg = Config(
+        ari=AriConfig(
+            url=url,
+            username=asterisk.ari_auth[0],
+            password=asterisk.ari_auth[1],
+            app=ARI_APP,
+            reconnect_initial_s=0.05,
+            reconnect_max_s=0.5,
+        ),
+        media=MediaConfig(bind_host="127.0.0.1", port_min=rtp, port_max=rtp + 99),
+        transfer=TransferConfig(
+            front_desk="PJSIP/frontdesk", on_call=["PJSIP/clinician100"], ring_timeout_s=5
+        ),
+        practice=dataclasses.replace(
+            PracticeConfig(),
+            greeting="Hello, you have reached the practice. How can I help?",
+            # A one-line hours answer instead of the whole week: each test spends less time
+            # listening to prompts in real time.
+            faq={"hours": "We are open weekdays."},
+        ),
+    )
+    return dataclasses.replace(
+        cfg,
+        calls=dataclasses.replace(
+            cfg.calls, max_concurrent=max_calls, no_input_timeout_s=no_input_timeout_s
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_agent(
+    cfg: Config, script: list[str] | None = None, *, cache_dir: str = ""
+) -> AsyncIterator[RealAgent]:
+    """Start the supervisor on ``cfg``'s ARI; on exit cancel every call and close the client."""
+    engines, stt = await fake_engines(cfg, script, tmp_cache=cache_dir)
+    obs = Observer()
+    ari = AriClient(cfg.ari)
+    ari.start()
+    sup = Supervisor(cfg, ari, engines, observer=obs, keep_raw_media=True)
+    runner = asyncio.create_task(sup.run(), name="supervisor")
+    try:
+        await ari.wait_connected(5)
+        yield RealAgent(cfg, ari, sup, stt, obs, EspeakTts(cfg.tts))
+    finally:
+        await sup.close()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await ari.close()
+        await engines.aclose()
