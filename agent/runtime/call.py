@@ -63,7 +63,7 @@ from agent.core.dialog.commands import Event as DialogEvent
 from agent.core.dialog.machine import Dialog, DialogSettings, ProviderInfo, State
 from agent.core.jitter import JitterFrame
 from agent.core.office import hours_sentence, is_office_open
-from agent.core.segmenter import BargeIn, Segmenter, UtteranceEnded
+from agent.core.segmenter import BargeIn, Segmenter, SilenceBegan, SpeechResumed, UtteranceEnded
 from agent.errors import AriError, AriNotFound
 from agent.log import get_logger
 from agent.runtime.engines import Engines
@@ -101,6 +101,9 @@ class _Utterance:
     duration_ms: int
     ended_at: float
     """Loop time the segmenter saw the end of the utterance."""
+    early: asyncio.Task[str] | None = None
+    """The speculative transcription started when the caller fell silent (same words, less the
+    trailing silence), when it was still valid at the end of the utterance."""
 
 
 Inbox = asyncio.Queue[_Dtmf | _Utterance]
@@ -174,6 +177,8 @@ class CallSession:
         self._bridged_to: str | None = None
         self._transfer_legs: set[str] = set()
         self._reply_due_since: float | None = None
+        self._early: tuple[int, asyncio.Task[str]] | None = None
+        self._short_answer = False
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -342,7 +347,8 @@ class CallSession:
             return None
 
     async def _listen(self, cmd: Listen) -> DialogEvent:
-        self._segmenter.expect_short_answer(cmd.expect != "open")
+        self._short_answer = cmd.expect != "open"
+        self._segmenter.expect_short_answer(self._short_answer)
         self.observer.listening(self.call_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cmd.timeout_s
@@ -359,7 +365,7 @@ class CallSession:
             if isinstance(item, _Dtmf):
                 return DtmfReceived(self.clock(), item.digit)
             stt_started = loop.time()
-            text = await self.engines.stt.transcribe(item.pcm16, short_answer=cmd.expect != "open")
+            text = await self._transcribe(item, short_answer=cmd.expect != "open")
             self.observer.stt_time(self.call_id, loop.time() - stt_started)
             self._reply_due_since = item.ended_at
             if not text:
@@ -376,6 +382,42 @@ class CallSession:
                 lang=understanding.lang,
             )
             return Heard(self.clock(), understanding)
+
+    async def _transcribe(self, item: _Utterance, *, short_answer: bool) -> str:
+        if item.early is not None:
+            try:
+                return await item.early
+            except Exception as exc:  # the speculative pass failed: do the normal one
+                log.warning("speculative transcription failed", error=repr(exc))
+        return await self.engines.stt.transcribe(item.pcm16, short_answer=short_answer)
+
+    def _start_early_pass(self, ev: SilenceBegan) -> None:
+        """The caller went quiet: transcribe what they said so far now, while the end-of-utterance
+        silence runs (~0.35-0.6 s saved per turn). Cancelled if they go on speaking."""
+        self._cancel_early_pass()
+        task = asyncio.get_running_loop().create_task(
+            self.engines.stt.transcribe(ev.audio, short_answer=self._short_answer),
+            name=f"call:{self.channel.id}:early-stt",
+        )
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+        # Retrieve a failure even when nobody awaits the task (the call ended first).
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._early = (ev.utterance_id, task)
+
+    def _cancel_early_pass(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()
+            self._early = None
+
+    def _take_early_pass(self, utterance_id: int) -> asyncio.Task[str] | None:
+        early, self._early = self._early, None
+        if early is None:
+            return None
+        if early[0] != utterance_id:
+            early[1].cancel()
+            return None
+        return early[1]
 
     async def _next_input(self, timeout_s: float) -> _Dtmf | _Utterance:
         getter = asyncio.ensure_future(self._inbox.get())
@@ -653,8 +695,15 @@ class CallSession:
                 last = now
                 events = self._segment(frame)
             for ev in events:
-                if isinstance(ev, UtteranceEnded):
-                    self._inbox.put_nowait(_Utterance(ev.audio, ev.duration_ms, loop.time()))
+                if isinstance(ev, SilenceBegan):
+                    self._start_early_pass(ev)
+                elif isinstance(ev, SpeechResumed):
+                    self._cancel_early_pass()
+                elif isinstance(ev, UtteranceEnded):
+                    early = self._take_early_pass(ev.utterance_id) if ev.reason == "end" else None
+                    if early is None:
+                        self._cancel_early_pass()
+                    self._inbox.put_nowait(_Utterance(ev.audio, ev.duration_ms, loop.time(), early))
                 elif isinstance(ev, BargeIn) and self._speaking_interruptible:
                     cut = media.flush()
                     if cut:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime
 
+import numpy as np
+
 from agent.config import Config
 from agent.core.dialog.commands import Expect
 from agent.core.understanding import Entity, RedFlag, Understanding
@@ -20,13 +22,24 @@ from agent.runtime.prompts import PromptCache, static_prompts
 
 
 class ScriptedStt:
+    """Returns the next script line for each new utterance. The call session may transcribe an
+    utterance twice (a speculative pass when the caller falls silent, then the final one): both
+    passes start with the same audio, so the line is keyed by the first 200 ms of its speech."""
+
     def __init__(self, lines: list[str] | None = None) -> None:
         self.lines: deque[str] = deque(lines or [])
         self.heard_audio: list[bytes] = []
+        self._by_start: dict[bytes, str] = {}
 
     async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> str:
         self.heard_audio.append(pcm16_8k)
-        return self.lines.popleft() if self.lines else ""
+        samples = np.frombuffer(pcm16_8k, dtype=np.int16)
+        voiced = np.flatnonzero(np.abs(samples.astype(np.int32)) > 1000)
+        start = int(voiced[0]) if len(voiced) else 0
+        key = samples[start : start + 1600].tobytes()
+        if key not in self._by_start:
+            self._by_start[key] = self.lines.popleft() if self.lines else ""
+        return self._by_start[key]
 
 
 KEYWORDS = [
