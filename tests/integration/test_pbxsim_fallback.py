@@ -1,0 +1,194 @@
+"""The stand-in running our own dialplan (dialplans/*.conf through agent/pbxsim/dialplan_import.py):
+calls follow the practice's fallback path as on the real Asterisk (tests/asterisk/
+test_dialplan_fallback.py and test_agent_fallback.py show the same cases there)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import TransferConfig
+from agent.pbxsim import PbxSim, PbxSimConfig, PhoneConfig
+from agent.pbxsim.dialplan import Dialplan
+from agent.pbxsim.dialplan_import import import_dialplan, import_our_dialplan
+from agent.pbxsim.engine import Behaviour, SimLeg
+from agent.pbxsim.testing import AriProbe
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "medical-agent"
+DID = "5551230000"
+FAST = {"MEDAGENT_FRONTDESK_RING_S": "1", "MEDAGENT_ONCALL_RING_S": "1"}
+
+
+def ours() -> Dialplan:
+    return import_our_dialplan(ROOT, dids=[DID], variables=FAST)
+
+
+async def start_sim(dialplan: Dialplan, frontdesk: Behaviour = "answer") -> PbxSim:
+    sim = PbxSim(
+        PbxSimConfig(
+            dialplan=dialplan,
+            inbound_context="medagent-inbound",
+            phones=(
+                PhoneConfig("frontdesk", frontdesk, ring_delay_s=0.1),
+                PhoneConfig("clinician100", ring_delay_s=0.1),
+                PhoneConfig("clinician101", "unavailable"),
+            ),
+            seed=11,
+        )
+    )
+    await sim.start()
+    return sim
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[PbxSim]:
+    s = await start_sim(ours())
+    yield s
+    await s.stop()
+
+
+async def wait_path(leg: SimLeg, text: str, timeout_s: float = 5.0) -> list[str]:
+    for _ in range(int(timeout_s / 0.02)):
+        if any(text in step for step in leg.path):
+            return leg.path
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{text!r} never in the call's path: {leg.path}")
+
+
+# -- the import itself ------------------------------------------------------------------------------
+
+
+def test_our_dialplan_flattens_to_the_stand_ins_steps() -> None:
+    dp = import_our_dialplan(ROOT, dids=[DID])
+    steps = [f"{s.app}({s.data})" for s in dp.contexts["medagent-inbound"][DID] if s.app != "NoOp"]
+    # Dial(Local/agent@medagent-agent/n,…) → Stasis on the caller's channel; its fallback kept.
+    assert steps == [f"Stasis({APP},{DID})", "Goto(medagent-fallback,s,1)"]
+    fallback = [
+        f"{s.app}({s.data})" for s in dp.contexts["medagent-fallback"]["s"] if s.app != "NoOp"
+    ]
+    assert fallback == ["Dial(PJSIP/frontdesk,25)", "VoiceMail(100@default)"]
+    oncall = [f"{s.app}({s.data})" for s in dp.contexts["medagent-oncall"]["s"] if s.app != "NoOp"]
+    assert oncall == [
+        "Dial(PJSIP/clinician100,20)",
+        "Dial(PJSIP/clinician101,20)",
+        "VoiceMail(101@default)",
+    ]
+    transfer = TransferConfig()
+    assert dp.step(transfer.fallback_context, transfer.fallback_extension, 1) is not None
+
+
+def test_after_hours_only_mode_follows_the_office_hours() -> None:
+    mode = {"MEDAGENT_MODE": "after_hours_only"}
+    with pytest.raises(
+        ValueError, match=r"medagent-settings\.conf:\d+: GotoIfTime needs office_open"
+    ):
+        import_our_dialplan(ROOT, dids=[DID], variables=mode)
+    open_ = import_our_dialplan(ROOT, dids=[DID], variables=mode, office_open=True)
+    closed = import_our_dialplan(ROOT, dids=[DID], variables=mode, office_open=False)
+    assert [s.app for s in open_.contexts["medagent-inbound"][DID] if s.app != "NoOp"] == ["Goto"]
+    assert [s.app for s in closed.contexts["medagent-inbound"][DID] if s.app != "NoOp"] == [
+        "Stasis",
+        "Goto",
+    ]
+
+
+def test_what_the_stand_in_cannot_run_is_refused_at_import(tmp_path: Path) -> None:
+    conf = tmp_path / "extensions.conf"
+    conf.write_text("[medagent-inbound]\nexten => s,1,MixMonitor(x.wav)\n same => n,Hangup()\n")
+    with pytest.raises(ValueError, match=r"extensions\.conf:2: MixMonitor\(\) is not modelled"):
+        import_dialplan([conf], entry_contexts=["medagent-inbound"])
+    conf.write_text("[medagent-inbound]\nexten => s,1,GotoIf($[${RAND(1,2)} = 1]?2)\n")
+    with pytest.raises(ValueError, match=r"extensions\.conf:2: cannot"):
+        import_dialplan([conf], entry_contexts=["medagent-inbound"])
+
+
+# -- calls on the stand-in ----------------------------------------------------------------------------
+
+
+async def test_agent_not_connected_goes_to_the_front_desk(sim: PbxSim) -> None:
+    caller = await sim.place_call(DID, caller_number="5550001234")
+    path = await wait_path(caller, "answered(PJSIP/frontdesk)")
+    assert f"Stasis({APP}) not registered" in path
+    assert path.index("Goto(medagent-fallback,s,1)") < path.index("Dial(PJSIP/frontdesk,1)")
+    await caller.hangup()
+
+
+async def test_front_desk_not_answering_goes_to_voicemail() -> None:
+    sim = await start_sim(ours(), frontdesk="noanswer")
+    try:
+        caller = await sim.place_call(DID, caller_number="5550001234")
+        path = await wait_path(caller, "VoiceMail(100@default)", 5)
+        assert "NOANSWER" in path
+        await caller.wait_answered(5)
+        for _ in range(100):
+            if sim.voicemails.get("100"):
+                break
+            await asyncio.sleep(0.05)
+        assert [v.caller_number for v in sim.voicemails["100"]] == ["5550001234"]
+        await caller.hangup()
+    finally:
+        await sim.stop()
+
+
+async def test_agent_hand_back_reaches_the_front_desk(sim: PbxSim) -> None:
+    probe = AriProbe(sim.base_url)
+    await probe.connect(APP)
+    try:
+        caller = await sim.place_call(DID, caller_number="5550001234")
+        start = await probe.event("StasisStart")
+        assert start["args"] == [DID]
+        channel = start["channel"]["id"]
+        assert (await probe.request("POST", f"/channels/{channel}/answer"))[0] == 204
+        t = TransferConfig()
+        status, _ = await probe.request(
+            "POST",
+            f"/channels/{channel}/continue",
+            context=t.fallback_context,
+            extension=t.fallback_extension,
+            priority=t.fallback_priority,
+        )
+        assert status == 204
+        await wait_path(caller, "answered(PJSIP/frontdesk)")
+        await caller.hangup()
+    finally:
+        await probe.close()
+
+
+async def test_agent_killed_mid_call_strands_the_caller_as_asterisk_does(sim: PbxSim) -> None:
+    """Measured on Asterisk 23 (tests/asterisk/test_agent_fallback.py): the channel stays in
+    Stasis when the app's websocket dies, and the dialplan's fallback does not run. An ARI client
+    (a restarted agent) can still continue it to the front desk; new calls go there at once."""
+    probe = AriProbe(sim.base_url)
+    await probe.connect(APP)
+    caller = await sim.place_call(DID, caller_number="5550001234")
+    start = await probe.event("StasisStart")
+    channel = start["channel"]["id"]
+    assert (await probe.request("POST", f"/channels/{channel}/answer"))[0] == 204
+    await sim.drop_websockets(close_frame=False)  # the process died: no close frame
+    await probe.close()
+
+    await asyncio.sleep(1.5)
+    assert not any("frontdesk" in step for step in caller.path), caller.path
+    assert caller.state == "Up"
+    restarted = AriProbe(sim.base_url)
+    try:
+        status, app = await restarted.request("GET", f"/applications/{APP}")
+        assert status == 200 and channel in app["channel_ids"]
+        status, _ = await restarted.request(
+            "POST", f"/channels/{channel}/continue", context="medagent-fallback", extension="s"
+        )
+        assert status == 204
+        await wait_path(caller, "answered(PJSIP/frontdesk)")
+        await caller.hangup()
+
+        # With no app connected, the next call goes straight to the front desk.
+        second = await sim.place_call(DID, caller_number="5550009999")
+        path = await wait_path(second, "answered(PJSIP/frontdesk)")
+        assert f"Stasis({APP}) not registered" in path
+        await second.hangup()
+    finally:
+        await restarted.close()
