@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from structlog.testing import capture_logs
@@ -37,8 +38,17 @@ from agent.runtime.services import (
     FakePatient,
     InMemoryDirectory,
     InMemoryScheduler,
+    PatientDirectory,
     demo_services,
 )
+
+if TYPE_CHECKING:
+    from agent.adapters.store import patients
+
+    def _store_directory_fits(d: patients.PatientDirectory) -> PatientDirectory:
+        """mypy checks that the PostgreSQL directory can be passed where the dialog's is wanted."""
+        return d
+
 
 PRACTICE = PracticeConfig(cancellation_policy="Please give us a day's notice.")
 TZ = ZoneInfo(PRACTICE.timezone)
@@ -243,3 +253,17 @@ async def test_booking_then_cancelling_in_one_call_against_the_schedule() -> Non
     assert "is cancelled" in text(out)
     listed = await s.execute(ListAppointments("demo-jane-doe"), now=NOW, actor=ACTOR)
     assert isinstance(listed, AppointmentsListed) and len(listed.appointments) == 1
+
+
+def test_dialog_settings_carry_the_practice_workflow_config() -> None:
+    from dataclasses import replace
+
+    from agent.config import Config
+    from agent.runtime.call import dialog_settings
+
+    cfg = Config()
+    cfg = replace(cfg, practice=replace(cfg.practice, self_care={"cough": "Rest."}))
+    settings = dialog_settings(cfg)
+    assert "oxycodone" in settings.controlled_substances
+    assert [p.id for p in settings.providers] == [p.id for p in cfg.practice.providers]
+    assert settings.billing == cfg.transfer.billing and settings.self_care == {"cough": "Rest."}
