@@ -2,14 +2,15 @@
 
 The dialog core cannot touch a database; it returns ``LookupPatient``, ``FindSlots``, ``BookSlot``…
 and the call session hands each to ``CallServices.execute``, which answers with the matching result
-event. The two small protocols below are what a backend must offer; the PostgreSQL store
-(``agent.adapters.store.patients.PatientDirectory`` and its scheduler) uses the same method names,
-so either can be passed in. The in-memory versions at the bottom hold clearly fake patients and
-generated slots; the stand-in, the tests and the demo use them.
+event. The backends are the record store's own interfaces: ``PatientDirectory`` below (which
+``agent.adapters.store.patients.PatientDirectory`` satisfies) and
+``agent.adapters.store.scheduling.Scheduler`` (``PgScheduler``; FHIR or calendar adapters later).
+The in-memory versions at the bottom hold the same clearly synthetic patients as the store's demo
+seed, and generated slots; the stand-in, the tests and the demo use them when no store is given.
 
-Every read and write names an ``actor`` (the agent and call id) for the store's audit log. A backend
+Every directory read names an ``actor`` (the agent and call id) for the store's audit log. A backend
 that fails turns into a result with ``failed=True``: the dialog then takes a message, so the caller's
-request is never lost to an outage.
+request is never lost to an outage. Only the caller's own appointments can be moved or cancelled.
 """
 
 from __future__ import annotations
@@ -19,10 +20,23 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from agent.adapters.store.scheduling import DEMO_PATIENTS as STORE_DEMO_PATIENTS
+from agent.adapters.store.scheduling import (
+    Appointment as StoreAppointment,
+)
+from agent.adapters.store.scheduling import (
+    PartOfDay,
+    ScheduleBlock,
+    Scheduler,
+    SlotTaken,
+    rank_slots,
+    slots_from_schedule,
+)
+from agent.adapters.store.scheduling import Slot as StoreSlot
 from agent.config import PracticeConfig
 from agent.core.dialog.commands import (
     Appointment,
@@ -52,6 +66,8 @@ SEARCH_DAYS = 28
 """How far ahead "the earliest opening" looks."""
 MIN_NOTICE = timedelta(hours=1)
 """No slot is offered that starts sooner than this: the patient could not get there."""
+CANDIDATES = 300
+"""Slots asked of the scheduler (ranked by the caller's wishes) before our own filter and spread."""
 
 
 class PatientRecord(Protocol):
@@ -75,55 +91,6 @@ class PatientDirectory(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class OpenSlot:
-    id: str
-    provider_id: str
-    starts_at: datetime
-    """Timezone-aware."""
-    ends_at: datetime
-
-
-@dataclass(frozen=True)
-class BookedAppointment:
-    id: str
-    slot: OpenSlot
-    patient_id: str
-    appointment_type: str
-
-
-class Scheduler(Protocol):
-    async def open_slots(
-        self, *, provider_id: str | None, start: datetime, end: datetime, now: datetime
-    ) -> Sequence[OpenSlot]:
-        """Free slots starting in ``[start, end)``, soonest first."""
-        ...
-
-    async def book(
-        self, *, slot_id: str, patient_id: str, appointment_type: str, actor: str, now: datetime
-    ) -> BookedAppointment | None:
-        """None when the slot is no longer free (another caller was first)."""
-        ...
-
-    async def appointments(
-        self, patient_id: str, *, after: datetime, actor: str, now: datetime
-    ) -> Sequence[BookedAppointment]:
-        """The patient's live appointments starting after ``after``, soonest first."""
-        ...
-
-    async def cancel(
-        self, appointment_id: str, *, patient_id: str, actor: str, now: datetime
-    ) -> bool:
-        """False unless the appointment exists, is the patient's own and is still booked."""
-        ...
-
-    async def reschedule(
-        self, appointment_id: str, *, patient_id: str, slot_id: str, actor: str, now: datetime
-    ) -> BookedAppointment | None:
-        """Move atomically: the new slot is taken and the old one freed, or nothing changes."""
-        ...
-
-
 class CallServices:
     """Runs the dialog's data commands against a directory and a scheduler."""
 
@@ -138,6 +105,11 @@ class CallServices:
     async def execute(self, cmd: DataCommand, *, now: datetime, actor: str) -> DataResult:
         try:
             return await self._execute(cmd, now, actor)
+        except SlotTaken:
+            # Another call booked the slot first: the dialog offers another one.
+            if isinstance(cmd, BookSlot):
+                return Booked(now, False)
+            return Rescheduled(now, False)
         except Exception as exc:
             # Logged by command type only: the command carries names and birth dates.
             log.error("data command failed", command=type(cmd).__name__, error=type(exc).__name__)
@@ -151,33 +123,29 @@ class CallServices:
                 return SlotsFound(now, await self._find(cmd, now))
             case BookSlot():
                 booked = await self.scheduler.book(
-                    slot_id=cmd.slot.id,
-                    patient_id=cmd.patient_id,
-                    appointment_type=cmd.appointment_type,
-                    actor=actor,
-                    now=now,
+                    _store_slot(cmd.slot), cmd.patient_id, cmd.appointment_type, now=now
                 )
-                return Booked(now, booked is not None, self._appointment(booked))
+                return Booked(now, True, self._appointment(booked))
             case ListAppointments():
-                found = await self.scheduler.appointments(
-                    cmd.patient_id, after=now, actor=actor, now=now
-                )
-                listed = tuple(a for a in map(self._appointment, found) if a is not None)
-                return AppointmentsListed(now, listed)
+                found = await self.scheduler.appointments_for(cmd.patient_id, now)
+                return AppointmentsListed(now, tuple(map(self._appointment, found)))
             case CancelAppointment():
-                ok = await self.scheduler.cancel(
-                    cmd.appointment_id, patient_id=cmd.patient_id, actor=actor, now=now
-                )
-                return AppointmentCancelled(now, ok)
+                if not await self._owns(cmd.patient_id, cmd.appointment_id, now):
+                    return AppointmentCancelled(now, False)
+                await self.scheduler.cancel(cmd.appointment_id, now=now)
+                return AppointmentCancelled(now, True)
             case RescheduleAppointment():
+                if not await self._owns(cmd.patient_id, cmd.appointment_id, now):
+                    return Rescheduled(now, False, failed=True)
                 moved = await self.scheduler.reschedule(
-                    cmd.appointment_id,
-                    patient_id=cmd.patient_id,
-                    slot_id=cmd.slot.id,
-                    actor=actor,
-                    now=now,
+                    cmd.appointment_id, _store_slot(cmd.slot), now=now
                 )
-                return Rescheduled(now, moved is not None, self._appointment(moved))
+                return Rescheduled(now, True, self._appointment(moved))
+
+    async def _owns(self, patient_id: str, appointment_id: str, now: datetime) -> bool:
+        """The store moves any appointment it is asked to; the caller may only touch their own."""
+        own = await self.scheduler.appointments_for(patient_id, now)
+        return any(a.id == appointment_id for a in own)
 
     async def _lookup(self, cmd: LookupPatient, now: datetime, actor: str) -> PatientLookedUp:
         try:
@@ -195,40 +163,53 @@ class CallServices:
             now,
             True,
             best.id,
-            tuple(m.lower() for m in best.medications),
+            tuple(dict.fromkeys(g for g in map(generic_name, best.medications) if g)),
             best.phone,
         )
 
     async def _find(self, cmd: FindSlots, now: datetime) -> tuple[Slot, ...]:
         prefs = cmd.preferences
-        local_now = now.astimezone(self.tz) + MIN_NOTICE
-        if prefs.dates:
-            days = sorted(date.fromisoformat(d) for d in prefs.dates)
-            start = max(datetime.combine(days[0], time(0), self.tz), local_now)
-            end = datetime.combine(days[-1] + timedelta(days=1), time(0), self.tz)
-        else:
-            start, end = local_now, local_now + timedelta(days=SEARCH_DAYS)
-        if end <= start:
-            return ()
+        earliest = now + MIN_NOTICE
         found = await self.scheduler.open_slots(
-            provider_id=cmd.provider_id or None, start=start, end=end, now=now
+            cmd.provider_id or None,
+            cmd.appointment_type,
+            _preferred(prefs, earliest.astimezone(self.tz).date()),
+            earliest,
+            CANDIDATES,
         )
-        fitting = [s for s in found if _fits(s.starts_at.astimezone(self.tz), s.id, prefs)]
+        fitting = [s for s in found if _fits(s.starts_at.astimezone(self.tz), str(s.id), prefs)]
         chosen = _spread(fitting, prefs, self.tz, cmd.limit)
         return tuple(self._slot(s) for s in chosen)
 
-    def _slot(self, s: OpenSlot) -> Slot:
+    def _slot(self, s: StoreSlot) -> Slot:
         minutes = int((s.ends_at - s.starts_at).total_seconds() // 60)
         return Slot(
-            s.id,
+            str(s.id),
             s.provider_id,
             self.provider_names.get(s.provider_id, "our provider"),
             s.starts_at.astimezone(self.tz),
             minutes,
         )
 
-    def _appointment(self, a: BookedAppointment | None) -> Appointment | None:
-        return None if a is None else Appointment(a.id, self._slot(a.slot), a.appointment_type)
+    def _appointment(self, a: StoreAppointment) -> Appointment:
+        return Appointment(a.id, self._slot(a.slot), a.type)
+
+
+def generic_name(medication: str) -> str:
+    """``"lisinopril 10 mg"`` → ``"lisinopril"``: the directory keeps strength with the name; the
+    dialog matches on the drug."""
+    m = re.match(r"\s*([a-z][a-z /-]*?)\s*(?:\d|$)", medication.lower())
+    return m.group(1).strip() if m else ""
+
+
+def _store_slot(slot: Slot) -> StoreSlot:
+    # The store books by slot id; the rest travels for its messages.
+    return StoreSlot(
+        int(slot.id),
+        slot.provider_id,
+        slot.starts_at,
+        slot.starts_at + timedelta(minutes=slot.minutes),
+    )
 
 
 def _failed(cmd: DataCommand, now: datetime) -> DataResult:
@@ -251,6 +232,28 @@ def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
+def _part(prefs: SlotPreferences) -> PartOfDay | None:
+    """The store ranks by part of day; the exact window is applied by ``_fits`` afterwards."""
+    if not prefs.not_before and not prefs.not_after:
+        return None
+    start = prefs.not_before or "00:00"
+    return "morning" if start < "12:00" else "afternoon" if start < "17:00" else "evening"
+
+
+def _preferred(prefs: SlotPreferences, first: date) -> list[tuple[date, PartOfDay | None]]:
+    part = _part(prefs)
+    if prefs.dates:
+        days = [date.fromisoformat(d) for d in prefs.dates]
+    elif prefs.weekdays:
+        horizon = (first + timedelta(days=i) for i in range(SEARCH_DAYS))
+        days = [d for d in horizon if d.weekday() in prefs.weekdays]
+    elif part is not None:
+        days = [first + timedelta(days=i) for i in range(SEARCH_DAYS)]
+    else:
+        return []
+    return [(d, part) for d in days]
+
+
 def _fits(local: datetime, slot_id: str, prefs: SlotPreferences) -> bool:
     if slot_id in prefs.exclude:
         return False
@@ -265,8 +268,8 @@ def _fits(local: datetime, slot_id: str, prefs: SlotPreferences) -> bool:
 
 
 def _spread(
-    slots: list[OpenSlot], prefs: SlotPreferences, tz: ZoneInfo, limit: int
-) -> list[OpenSlot]:
+    slots: list[StoreSlot], prefs: SlotPreferences, tz: ZoneInfo, limit: int
+) -> list[StoreSlot]:
     """Offer choices that differ: closest to the wished time first when there is one, otherwise
     soonest first but at least an hour apart on the same day (9:00, 9:20, 9:40 is one choice)."""
     if prefs.near:
@@ -279,13 +282,14 @@ def _spread(
             ),
         )
         return ordered[:limit]
-    picked: list[OpenSlot] = []
-    for s in sorted(slots, key=lambda s: s.starts_at):
+    by_time = sorted(slots, key=lambda s: s.starts_at)
+    picked: list[StoreSlot] = []
+    for s in by_time:
         if all(abs((s.starts_at - p.starts_at).total_seconds()) >= 3600 for p in picked):
             picked.append(s)
         if len(picked) == limit:
             return picked
-    rest = [s for s in sorted(slots, key=lambda s: s.starts_at) if s not in picked]
+    rest = [s for s in by_time if s not in picked]
     return sorted([*picked, *rest[: limit - len(picked)]], key=lambda s: s.starts_at)
 
 
@@ -307,15 +311,15 @@ class FakePatient:
     medications: list[str] = field(default_factory=list)
 
 
-DEMO_PATIENTS = (
-    FakePatient("demo-jane-doe", "Jane Doe", date(1962, 3, 4), "5551234567", ["lisinopril", "metformin"]),
-    FakePatient("demo-john-smith", "John Smith", date(1955, 7, 19), "5550100111", ["atorvastatin", "oxycodone"]),
-    FakePatient("demo-robert-brown", "Robert Brown", date(1978, 11, 30), "5550100222", ["sertraline", "albuterol"]),
-)  # fmt: skip
+DEMO_PATIENTS = tuple(
+    FakePatient(f"demo-{i + 1}", name, dob, phone, list(meds))
+    for i, (name, dob, phone, meds) in enumerate(STORE_DEMO_PATIENTS)
+)
+"""The record store's demo people (``seed_demo``), so a demo call works against either backend."""
 
 
 def normalise_name(name: str) -> str:
-    """Case, accents of punctuation and spacing do not matter: "o'brien" = "O Brien"."""
+    """Case, punctuation and spacing do not matter: "o'brien" = "O Brien"."""
     return " ".join(re.findall(r"[a-z]+", name.casefold()))
 
 
@@ -333,9 +337,9 @@ class InMemoryDirectory:
 
 
 class InMemoryScheduler:
-    """Slots generated from the practice's office hours for each provider; a deterministic share
-    already taken so the calendar looks lived in. Each method runs without awaiting inside, so two
-    calls on one event loop can never book the same slot."""
+    """The store's ``Scheduler`` over slots generated from the practice's office hours for each
+    provider, a deterministic share already taken so the calendar looks lived in. No method awaits
+    inside, so two calls on one event loop can never book the same slot."""
 
     def __init__(
         self,
@@ -346,99 +350,92 @@ class InMemoryScheduler:
         slot_minutes: int = 20,
         taken_every: int = 3,
     ) -> None:
-        tz = ZoneInfo(practice.timezone)
-        self.slots: dict[str, OpenSlot] = {}
-        self.booked: dict[str, BookedAppointment] = {}
-        counter = itertools.count(1)
-        for offset in range(days):
-            day = today + timedelta(days=offset)
-            span = practice.office_hours.get(WEEKDAYS[day.weekday()])
-            if not span or day.isoformat() in practice.holidays:
-                continue
-            opens, closes = parse_span(span)
-            for p in practice.providers:
-                at = datetime.combine(day, opens, tz)
-                while at.time() < closes and at + timedelta(
-                    minutes=slot_minutes
-                ) <= datetime.combine(day, closes, tz):
-                    sid = f"slot-{next(counter)}"
-                    self.slots[sid] = OpenSlot(sid, p.id, at, at + timedelta(minutes=slot_minutes))
-                    at += timedelta(minutes=slot_minutes)
-        for i, sid in enumerate(list(self.slots)):
-            if taken_every and i % taken_every == 1:
-                self._book(sid, "demo-someone-else", "follow-up")
+        self.tz = ZoneInfo(practice.timezone)
+        self.types = {p.id: set(p.appointment_types) for p in practice.providers}
+        blocks = []
+        for p in practice.providers:
+            for weekday, day_name in enumerate(WEEKDAYS):
+                span = practice.office_hours.get(day_name)
+                if span:
+                    opens, closes = parse_span(span)
+                    blocks.append(ScheduleBlock(p.id, weekday, opens, closes, slot_minutes))
+        ids = itertools.count(1)
+        self.slots: dict[int, StoreSlot] = {}
+        for provider, starts, ends in slots_from_schedule(blocks, today, days, self.tz):
+            if starts.date().isoformat() not in practice.holidays:
+                sid = next(ids)
+                self.slots[sid] = StoreSlot(sid, provider, starts, ends)
+        self.booked: dict[str, StoreAppointment] = {}
+        per_provider: dict[str, int] = {}
+        for slot in list(self.slots.values()):
+            n = per_provider[slot.provider_id] = per_provider.get(slot.provider_id, 0) + 1
+            if taken_every and n % taken_every == 2:
+                self._book(slot, "demo-someone-else", "follow-up")
 
-    def _book(
-        self, slot_id: str, patient_id: str, appointment_type: str
-    ) -> BookedAppointment | None:
-        if slot_id not in self.slots or any(a.slot.id == slot_id for a in self.booked.values()):
-            return None
-        appt = BookedAppointment(
-            f"appt-{uuid.uuid4().hex[:8]}", self.slots[slot_id], patient_id, appointment_type
-        )
+    def _book(self, slot: StoreSlot, patient_id: str, type: str) -> StoreAppointment:
+        live = self.slots.get(slot.id)
+        if live is None or any(a.slot.id == slot.id for a in self.booked.values()):
+            raise SlotTaken(f"slot {slot.id} was just booked by another call")
+        if type not in self.types.get(live.provider_id, {type}):
+            raise ValueError(f"provider {live.provider_id} does not offer {type!r} appointments")
+        appt = StoreAppointment(f"appt-{uuid.uuid4().hex[:8]}", live, patient_id, type, "booked")
         self.booked[appt.id] = appt
         return appt
 
     async def open_slots(
-        self, *, provider_id: str | None, start: datetime, end: datetime, now: datetime
-    ) -> Sequence[OpenSlot]:
+        self,
+        provider_id: str | None,
+        appointment_type: str,
+        preferred: Sequence[tuple[date, PartOfDay | None]],
+        now: datetime,
+        limit: int = 3,
+    ) -> list[StoreSlot]:
         taken = {a.slot.id for a in self.booked.values()}
-        return sorted(
-            (
-                s
-                for s in self.slots.values()
-                if start <= s.starts_at < end
-                and s.id not in taken
-                and (provider_id is None or s.provider_id == provider_id)
-            ),
-            key=lambda s: s.starts_at,
+        free = (
+            s
+            for s in self.slots.values()
+            if s.starts_at > now
+            and s.id not in taken
+            and (provider_id is None or s.provider_id == provider_id)
+            and appointment_type in self.types.get(s.provider_id, {appointment_type})
         )
+        return rank_slots(free, preferred, self.tz, limit)
 
     async def book(
-        self, *, slot_id: str, patient_id: str, appointment_type: str, actor: str, now: datetime
-    ) -> BookedAppointment | None:
-        return self._book(slot_id, patient_id, appointment_type)
+        self, slot: StoreSlot, patient_id: str, type: str, *, now: datetime
+    ) -> StoreAppointment:
+        return self._book(slot, patient_id, type)
 
-    async def appointments(
-        self, patient_id: str, *, after: datetime, actor: str, now: datetime
-    ) -> Sequence[BookedAppointment]:
+    async def appointments_for(self, patient_id: str, now: datetime) -> list[StoreAppointment]:
         return sorted(
             (
                 a
                 for a in self.booked.values()
-                if a.patient_id == patient_id and a.slot.starts_at > after
+                if a.patient_id == patient_id and a.slot.starts_at > now
             ),
             key=lambda a: a.slot.starts_at,
         )
 
-    async def cancel(
-        self, appointment_id: str, *, patient_id: str, actor: str, now: datetime
-    ) -> bool:
-        appt = self.booked.get(appointment_id)
-        if appt is None or appt.patient_id != patient_id:
-            return False
-        del self.booked[appointment_id]
-        return True
+    async def cancel(self, appointment_id: str, *, now: datetime) -> None:
+        if self.booked.pop(appointment_id, None) is None:
+            raise KeyError(f"no booked appointment {appointment_id}")
 
     async def reschedule(
-        self, appointment_id: str, *, patient_id: str, slot_id: str, actor: str, now: datetime
-    ) -> BookedAppointment | None:
-        old = self.booked.get(appointment_id)
-        if old is None or old.patient_id != patient_id:
-            return None
-        new = self._book(slot_id, patient_id, old.appointment_type)
-        if new is None:
-            return None
+        self, appointment_id: str, new_slot: StoreSlot, *, now: datetime
+    ) -> StoreAppointment:
+        old = self.booked[appointment_id]
+        new = self._book(new_slot, old.patient_id, old.type)  # raises SlotTaken: old one stays
         del self.booked[appointment_id]
         return new
 
 
 def demo_services(practice: PracticeConfig, now: datetime) -> CallServices:
-    """Fake directory and schedule, with one upcoming appointment for Jane Doe to move or cancel."""
-    tz = ZoneInfo(practice.timezone)
-    scheduler = InMemoryScheduler(practice, now.astimezone(tz).date())
+    """Fake directory and schedule; the first demo patient has an appointment in a few days to move
+    or cancel."""
+    scheduler = InMemoryScheduler(practice, now.astimezone(ZoneInfo(practice.timezone)).date())
     soon = now + timedelta(days=3)
     for s in sorted(scheduler.slots.values(), key=lambda s: s.starts_at):
-        if s.starts_at > soon and scheduler._book(s.id, "demo-jane-doe", "follow-up"):
+        if s.starts_at > soon and all(a.slot.id != s.id for a in scheduler.booked.values()):
+            scheduler._book(s, DEMO_PATIENTS[0].id, "follow-up")
             break
     return CallServices(InMemoryDirectory(), scheduler, practice)

@@ -49,8 +49,8 @@ async def _converse(kit, caller, lines: list[str]) -> None:
 async def test_refill_with_identification_read_back_and_goodbye(tmp_path) -> None:
     script = [
         "refill of lisinopril",
-        "jane doe",
-        "march 4 1962",
+        "testy mctestface",
+        "january 1 1901",
         "ten milligrams",
         "the cvs on main street",
         "about three days",
@@ -67,7 +67,7 @@ async def test_refill_with_identification_read_back_and_goodbye(tmp_path) -> Non
         refills = [r for r in kit.records.records if r.kind == "refill"]
         assert len(refills) == 1, [r.kind for r in kit.records.records]
         data = refills[0].data
-        assert data["patient_id"] == "demo-jane-doe" and data["verified"] is True
+        assert data["patient_id"] == "demo-1" and data["verified"] is True
         assert data["medication"] == "lisinopril" and data["on_medication_list"] is True
         assert data["days_left"] == 3
         assert any("A refill of lisinopril" in p for p in kit.obs.prompts), "read back first"

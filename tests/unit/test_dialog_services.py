@@ -63,12 +63,14 @@ def services() -> CallServices:
 
 async def test_lookup_matches_name_and_dob_not_case_or_punctuation() -> None:
     s = services()
-    found = await s.execute(LookupPatient("JANE  doe.", "1962-03-04"), now=NOW, actor=ACTOR)
+    found = await s.execute(LookupPatient("TESTY  mctestface.", "1901-01-01"), now=NOW, actor=ACTOR)
     assert isinstance(found, PatientLookedUp) and found.found
-    assert found.patient_id == "demo-jane-doe" and found.medications == ("lisinopril", "metformin")
-    wrong_dob = await s.execute(LookupPatient("Jane Doe", "1962-04-03"), now=NOW, actor=ACTOR)
+    assert found.patient_id == "demo-1" and found.medications == ("lisinopril",)
+    wrong_dob = await s.execute(
+        LookupPatient("Testy McTestface", "1901-01-02"), now=NOW, actor=ACTOR
+    )
     assert isinstance(wrong_dob, PatientLookedUp) and not wrong_dob.found
-    garbled = await s.execute(LookupPatient("Jane Doe", "not a date"), now=NOW, actor=ACTOR)
+    garbled = await s.execute(LookupPatient("Testy McTestface", "not a date"), now=NOW, actor=ACTOR)
     assert isinstance(garbled, PatientLookedUp) and not garbled.found and not garbled.failed
 
 
@@ -129,8 +131,8 @@ async def test_no_double_booking_when_two_calls_race_for_one_slot() -> None:
     assert isinstance(found, SlotsFound)
     slot = found.slots[0]
     results = await asyncio.gather(
-        s.execute(BookSlot(slot, "demo-jane-doe", "follow-up"), now=NOW, actor="agent:a"),
-        s.execute(BookSlot(slot, "demo-john-smith", "follow-up"), now=NOW, actor="agent:b"),
+        s.execute(BookSlot(slot, "demo-1", "follow-up"), now=NOW, actor="agent:a"),
+        s.execute(BookSlot(slot, "demo-2", "follow-up"), now=NOW, actor="agent:b"),
     )
     assert sorted(isinstance(r, Booked) and r.ok for r in results) == [False, True]
     later = await s.execute(FindSlots("", "follow-up"), now=NOW, actor=ACTOR)
@@ -139,24 +141,24 @@ async def test_no_double_booking_when_two_calls_race_for_one_slot() -> None:
 
 async def test_list_cancel_and_move_only_the_callers_own_appointments() -> None:
     s = services()
-    listed = await s.execute(ListAppointments("demo-jane-doe"), now=NOW, actor=ACTOR)
+    listed = await s.execute(ListAppointments("demo-1"), now=NOW, actor=ACTOR)
     assert isinstance(listed, AppointmentsListed) and len(listed.appointments) == 1
     appt = listed.appointments[0]
     assert appt.slot.starts_at > NOW
-    stolen = await s.execute(CancelAppointment(appt.id, "demo-john-smith"), now=NOW, actor=ACTOR)
+    stolen = await s.execute(CancelAppointment(appt.id, "demo-2"), now=NOW, actor=ACTOR)
     assert isinstance(stolen, AppointmentCancelled) and not stolen.ok
     free = await s.execute(FindSlots(appt.slot.provider_id, "follow-up"), now=NOW, actor=ACTOR)
     assert isinstance(free, SlotsFound)
     moved = await s.execute(
-        RescheduleAppointment(appt.id, "demo-jane-doe", free.slots[0]), now=NOW, actor=ACTOR
+        RescheduleAppointment(appt.id, "demo-1", free.slots[0]), now=NOW, actor=ACTOR
     )
     assert isinstance(moved, Rescheduled) and moved.ok and moved.appointment is not None
     assert moved.appointment.slot.id == free.slots[0].id
-    listed = await s.execute(ListAppointments("demo-jane-doe"), now=NOW, actor=ACTOR)
+    listed = await s.execute(ListAppointments("demo-1"), now=NOW, actor=ACTOR)
     assert isinstance(listed, AppointmentsListed)
     assert [a.slot.id for a in listed.appointments] == [free.slots[0].id]
     gone = await s.execute(
-        CancelAppointment(listed.appointments[0].id, "demo-jane-doe"), now=NOW, actor=ACTOR
+        CancelAppointment(listed.appointments[0].id, "demo-1"), now=NOW, actor=ACTOR
     )
     assert isinstance(gone, AppointmentCancelled) and gone.ok
 
@@ -169,9 +171,11 @@ class _DownDirectory:
 async def test_backend_failure_is_a_failed_result_and_logs_no_patient_data() -> None:
     s = CallServices(_DownDirectory(), InMemoryScheduler(PRACTICE, NOW.date()), PRACTICE)
     with capture_logs() as logs:
-        result = await s.execute(LookupPatient("Jane Doe", "1962-03-04"), now=NOW, actor=ACTOR)
+        result = await s.execute(
+            LookupPatient("Testy McTestface", "1901-01-01"), now=NOW, actor=ACTOR
+        )
     assert isinstance(result, PatientLookedUp) and result.failed and not result.found
-    assert logs and "Jane" not in repr(logs) and "1962" not in repr(logs)
+    assert logs and "Testy" not in repr(logs) and "1901" not in repr(logs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,8 +222,8 @@ async def test_booking_then_cancelling_in_one_call_against_the_schedule() -> Non
     d.handle(CallStarted(NOW, "5551234567"))
     book = Understanding("i need an appointment", "en", "schedule", 0.9, "routine")
     await turn(d, s, Heard(NOW, book))
-    await turn(d, s, heard("jane doe"))
-    out = await turn(d, s, heard("march 4 1962", dob="1962-03-04"))
+    await turn(d, s, heard("testy mctestface"))
+    out = await turn(d, s, heard("january 1 1901", dob="1901-01-01"))
     assert "particular provider" in text(out), text(out)
     await turn(d, s, heard("doctor nguyen", provider="nguyen"))
     out = await turn(
@@ -239,7 +243,7 @@ async def test_booking_then_cancelling_in_one_call_against_the_schedule() -> Non
     out = await turn(d, s, heard("yes", yes_no=True))
     booked = next(c for c in out if isinstance(c, SaveRecord))
     assert booked.data["action"] == "booked" and booked.data["provider"] == "nguyen"
-    listed = await s.execute(ListAppointments("demo-jane-doe"), now=NOW, actor=ACTOR)
+    listed = await s.execute(ListAppointments("demo-1"), now=NOW, actor=ACTOR)
     assert isinstance(listed, AppointmentsListed) and len(listed.appointments) == 2
     assert any(
         a.slot.starts_at.astimezone(TZ).date() == date(2026, 12, 2) for a in listed.appointments
@@ -251,7 +255,7 @@ async def test_booking_then_cancelling_in_one_call_against_the_schedule() -> Non
     assert "day's notice" in text(out)
     out = await turn(d, s, heard("yes", yes_no=True))
     assert "is cancelled" in text(out)
-    listed = await s.execute(ListAppointments("demo-jane-doe"), now=NOW, actor=ACTOR)
+    listed = await s.execute(ListAppointments("demo-1"), now=NOW, actor=ACTOR)
     assert isinstance(listed, AppointmentsListed) and len(listed.appointments) == 1
 
 
