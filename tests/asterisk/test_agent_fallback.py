@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from real_asterisk import (
     ARI_APP,
     ROOT,
@@ -214,3 +215,39 @@ async def test_agent_at_capacity_hands_the_second_call_to_the_front_desk(
         assert await phone.wait(10) == 0
         await first.hangup()
         await asyncio.wait_for(agent.obs.ended_event.wait(), 10)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the Supervisor does not yet look for calls a previous process left in Stasis "
+    "(GET /applications/{app} on connect, continue them to the fallback); see the docstring",
+)
+async def test_restarted_agent_hands_calls_stranded_by_its_predecessor_to_the_front_desk(
+    asterisk: RealAsterisk,
+    ari_tap: AriEvents,
+    ari_http: httpx.AsyncClient,
+    dial: Dial,
+    desk_phone: Phone,
+    prompt_cache: str,
+) -> None:
+    async with agent_process(asterisk, prompt_cache) as proc:
+        await expect_line(proc, "ready", 20)
+        caller = await dial(DID)
+        await caller.answered(timeout_s=5)
+        await expect_line(proc, "in-call", 10)
+        proc.kill()
+        await proc.wait()
+    phone = desk_phone("frontdesk", "answer")
+    mark = len(ari_tap.events)
+    try:
+        async with running_agent(agent_config(asterisk), [], cache_dir=prompt_cache):
+            await ari_tap.wait_for(front_desk_answered, 5, start=mark)
+    finally:
+        await caller.hangup()
+        for channel in (await ari_http.get("/channels")).json():
+            if channel["id"].startswith("medagent-"):
+                await ari_http.delete(f"/channels/{channel['id']}")
+        for bridge in (await ari_http.get("/bridges")).json():
+            if bridge["id"].startswith("medagent-"):
+                await ari_http.delete(f"/bridges/{bridge['id']}")
+    assert await phone.wait(10) == 0
