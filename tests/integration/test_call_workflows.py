@@ -25,8 +25,15 @@ _MONTHS = "january february march april may june july august september october n
 
 
 class WorkflowNlu(KeywordNlu):
-    def understand(self, text: str, *, now: datetime, expect: Expect = "open") -> Understanding:
-        u = super().understand(text, now=now, expect=expect)
+    def understand(
+        self,
+        text: str,
+        *,
+        now: datetime,
+        expect: Expect = "open",
+        alternatives: tuple[str, ...] = (),
+    ) -> Understanding:
+        u = super().understand(text, now=now, expect=expect, alternatives=alternatives)
         t = text.lower()
         ents = list(u.entities)
         dob = re.search(rf"\b({_MONTHS.replace(' ', '|')}) (\d{{1,2}}) (\d{{4}})\b", t)

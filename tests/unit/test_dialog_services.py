@@ -43,7 +43,11 @@ from agent.runtime.services import (
 )
 
 if TYPE_CHECKING:
-    from agent.adapters.store import patients
+    from agent.adapters.store import patients, scheduling
+
+    def _store_scheduler_fits(s: scheduling.PgScheduler) -> scheduling.Scheduler:
+        """mypy checks that CallServices can run on the PostgreSQL scheduler."""
+        return s
 
     def _store_directory_fits(d: patients.PatientDirectory) -> PatientDirectory:
         """mypy checks that the PostgreSQL directory can be passed where the dialog's is wanted."""
