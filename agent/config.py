@@ -179,6 +179,9 @@ class SttConfig:
     workers: int = 1
     """Concurrent transcriptions; one loaded model serves all calls."""
     beam_size: int = 1
+    alternatives: int = 5
+    """Hypotheses kept for open questions (beam width of the full-window pass). Red-flag triage
+    reads every one, so "chest pain" misheard in the best hypothesis is still caught. 1: greedy."""
     language: str = "en"
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0

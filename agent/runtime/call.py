@@ -66,7 +66,7 @@ from agent.core.office import hours_sentence, is_office_open
 from agent.core.segmenter import BargeIn, Segmenter, SilenceBegan, SpeechResumed, UtteranceEnded
 from agent.errors import AriError, AriNotFound
 from agent.log import get_logger
-from agent.runtime.engines import Engines
+from agent.runtime.engines import Engines, SpeechResult
 from agent.runtime.hooks import CallObserver, Records
 from agent.runtime.services import CallServices, demo_services
 
@@ -101,7 +101,7 @@ class _Utterance:
     duration_ms: int
     ended_at: float
     """Loop time the segmenter saw the end of the utterance."""
-    early: asyncio.Task[str] | None = None
+    early: asyncio.Task[SpeechResult] | None = None
     """The speculative transcription started when the caller fell silent (same words, less the
     trailing silence), when it was still valid at the end of the utterance."""
 
@@ -177,7 +177,7 @@ class CallSession:
         self._bridged_to: str | None = None
         self._transfer_legs: set[str] = set()
         self._reply_due_since: float | None = None
-        self._early: tuple[int, asyncio.Task[str]] | None = None
+        self._early: tuple[int, asyncio.Task[SpeechResult]] | None = None
         self._short_answer = False
 
     # ------------------------------------------------------------------------------------------
@@ -365,14 +365,17 @@ class CallSession:
             if isinstance(item, _Dtmf):
                 return DtmfReceived(self.clock(), item.digit)
             stt_started = loop.time()
-            text = await self._transcribe(item, short_answer=cmd.expect != "open")
+            speech = await self._transcribe(item, short_answer=cmd.expect != "open")
+            text = speech.text
             self.observer.stt_time(self.call_id, loop.time() - stt_started)
             self._reply_due_since = item.ended_at
             if not text:
                 continue  # noise, a cough: no words; keep listening within the same timeout
             self.observer.heard(self.call_id, text)
             await self.records.turn(self.call_id, speaker="caller", text=text, at=self.clock())
-            understanding = self.engines.nlu.understand(text, now=self.clock(), expect=cmd.expect)
+            understanding = self.engines.nlu.understand(
+                text, now=self.clock(), expect=cmd.expect, alternatives=speech.alternatives
+            )
             log.info(
                 "caller understood",
                 intent=understanding.intent,
@@ -383,7 +386,7 @@ class CallSession:
             )
             return Heard(self.clock(), understanding)
 
-    async def _transcribe(self, item: _Utterance, *, short_answer: bool) -> str:
+    async def _transcribe(self, item: _Utterance, *, short_answer: bool) -> SpeechResult:
         if item.early is not None:
             try:
                 return await item.early
@@ -410,7 +413,7 @@ class CallSession:
             self._early[1].cancel()
             self._early = None
 
-    def _take_early_pass(self, utterance_id: int) -> asyncio.Task[str] | None:
+    def _take_early_pass(self, utterance_id: int) -> asyncio.Task[SpeechResult] | None:
         early, self._early = self._early, None
         if early is None:
             return None

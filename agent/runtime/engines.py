@@ -21,14 +21,27 @@ from agent.log import get_logger
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class SpeechResult:
+    text: str
+    """Words heard in the audio; ``""`` when there were none (noise, silence)."""
+    alternatives: tuple[str, ...] = ()
+    """The recogniser's other hypotheses (for red-flag triage)."""
+
+
 class SpeechToText(Protocol):
-    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> str:
-        """Words heard in the audio; ``""`` when there were none (noise, silence)."""
-        ...
+    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> SpeechResult: ...
 
 
 class Understand(Protocol):
-    def understand(self, text: str, *, now: datetime, expect: Expect = "open") -> Understanding: ...
+    def understand(
+        self,
+        text: str,
+        *,
+        now: datetime,
+        expect: Expect = "open",
+        alternatives: tuple[str, ...] = (),
+    ) -> Understanding: ...
 
 
 class Prompts(Protocol):
@@ -66,10 +79,9 @@ class WhisperStt:
         self._t = transcriber
         self._prompt = prompt
 
-    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> str:
+    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> SpeechResult:
         result = await self._t.transcribe(pcm16_8k, prompt=self._prompt, short_answer=short_answer)
-        text: str = result.text
-        return text.strip()
+        return SpeechResult(result.text.strip(), tuple(result.alternatives))
 
 
 class SpacyNlu:
@@ -79,10 +91,17 @@ class SpacyNlu:
     def __init__(self, understander: Any) -> None:
         self._u = understander
 
-    def understand(self, text: str, *, now: datetime, expect: Expect = "open") -> Understanding:
+    def understand(
+        self,
+        text: str,
+        *,
+        now: datetime,
+        expect: Expect = "open",
+        alternatives: tuple[str, ...] = (),
+    ) -> Understanding:
         from agent.engines.nlu.entities import parse_yes_no
 
-        result: Understanding = self._u.understand(text, now=now)
+        result: Understanding = self._u.understand(text, now=now, alternatives=alternatives)
         # The dialog decides what a yes/no means in context ("no, that's all" ends a call; "no chest
         # pain" in a long sentence does not), so the reading is attached whatever was asked.
         if result.entity("yes_no") is None:
@@ -102,7 +121,7 @@ async def load_engines(cfg: Config) -> Engines:
     """Load every model once (in worker threads, so the loop stays responsive) and pre-render the
     static prompts."""
     from agent.engines.nlu.pipeline import Understander
-    from agent.engines.stt import AsyncTranscriber, build_prompt, build_transcriber
+    from agent.engines.stt import AsyncTranscriber, build_transcriber, stt_prompt
     from agent.engines.tts import build_tts
     from agent.engines.vad import build_vad
     from agent.runtime.prompts import PromptCache, static_prompts
@@ -120,15 +139,12 @@ async def load_engines(cfg: Config) -> Engines:
     transcriber = await asyncio.to_thread(build_transcriber, cfg.stt)
     async_stt = AsyncTranscriber(transcriber, workers=cfg.stt.workers)
     understander = await asyncio.to_thread(Understander.from_config, cfg)
-    stt_prompt = build_prompt(
-        cfg.practice.name,
-        [p.name for p in cfg.practice.providers],
-        (),
-        cfg.stt.vocabulary,
+    prompt = stt_prompt(
+        cfg.practice.name, [p.name for p in cfg.practice.providers], cfg.stt.vocabulary
     )
     return Engines(
         prompts=prompts,
-        stt=WhisperStt(async_stt, stt_prompt),
+        stt=WhisperStt(async_stt, prompt),
         nlu=SpacyNlu(understander),
         make_vad=lambda: build_vad(cfg.vad),
         closers=[prompts.aclose, async_stt.aclose],

@@ -17,7 +17,7 @@ from agent.core.dialog.commands import Expect
 from agent.core.understanding import Entity, RedFlag, Understanding
 from agent.engines.tts import EspeakTts
 from agent.engines.vad import build_vad
-from agent.runtime.engines import Engines
+from agent.runtime.engines import Engines, SpeechResult
 from agent.runtime.prompts import PromptCache, static_prompts
 
 
@@ -31,7 +31,7 @@ class ScriptedStt:
         self.heard_audio: list[bytes] = []
         self._by_start: dict[bytes, str] = {}
 
-    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> str:
+    async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> SpeechResult:
         self.heard_audio.append(pcm16_8k)
         samples = np.frombuffer(pcm16_8k, dtype=np.int16)
         voiced = np.flatnonzero(np.abs(samples.astype(np.int32)) > 1000)
@@ -39,7 +39,7 @@ class ScriptedStt:
         key = samples[start : start + 1600].tobytes()
         if key not in self._by_start:
             self._by_start[key] = self.lines.popleft() if self.lines else ""
-        return self._by_start[key]
+        return SpeechResult(self._by_start[key])
 
 
 KEYWORDS = [
@@ -54,7 +54,14 @@ KEYWORDS = [
 
 
 class KeywordNlu:
-    def understand(self, text: str, *, now: datetime, expect: Expect = "open") -> Understanding:
+    def understand(
+        self,
+        text: str,
+        *,
+        now: datetime,
+        expect: Expect = "open",
+        alternatives: tuple[str, ...] = (),
+    ) -> Understanding:
         t = text.lower()
         ents = []
         if expect == "yes_no":

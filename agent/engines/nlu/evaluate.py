@@ -372,12 +372,17 @@ def _audio_eval(
             # The caller's line delivers μ-law; the STT engine takes linear 16-bit samples.
             pcm = ulaw_decode(synthesize(item.text, voice, noise_db=noise_db, seed=seed)).tobytes()
             t0 = time.perf_counter()
-            heard = transcriber.transcribe(pcm, prompt=prompt).text
+            transcript = transcriber.transcribe(pcm, prompt=prompt)
+            heard = transcript.text
             stt_s += time.perf_counter() - t0
             e, n = word_error_rate(item.text, heard)
             edits, words = edits + e, words + n
             heard_texts.append(heard)
-            results.append(understander.understand(heard, now=now, transcript=heard))
+            results.append(
+                understander.understand(
+                    heard, now=now, transcript=heard, alternatives=transcript.alternatives
+                )
+            )
         report = score(items, results)
         per_voice[voice] = {
             "n": report.n,

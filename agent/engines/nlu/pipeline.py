@@ -85,11 +85,25 @@ class Understander:
         )
 
     def understand(
-        self, text: str, *, now: datetime, transcript: str | None = None
+        self,
+        text: str,
+        *,
+        now: datetime,
+        transcript: str | None = None,
+        alternatives: Sequence[str] = (),
     ) -> Understanding:
+        """``alternatives``: the recogniser's other hypotheses of the same words. Only triage
+        reads them: a red flag heard in any of them counts (a missed emergency costs far more than
+        a needless transfer), while the intent and entities come from the best hypothesis."""
         lang = language.detect(text)
         prediction = self._classifier.predict(text)
         flags = self._triage.assess(text, lang)
+        seen = {f.rule_id for f in flags}
+        for alt in alternatives:
+            for flag in self._triage.assess(alt, lang):
+                if flag.rule_id not in seen:
+                    seen.add(flag.rule_id)
+                    flags.append(flag)
         urgency = combine_urgency(DEFAULT_URGENCY[prediction.intent], flags)
         entities = self._extract(text, now=now, tz=self._tz, providers=self._providers, lang=lang)
         return Understanding(

@@ -82,12 +82,15 @@ def run(args: argparse.Namespace) -> int:
 
                     transcriber = build_transcriber(cfg.stt)
                 pcm = load_pcm16_8k(value, telephone=args.telephone)
-                heard = transcriber.transcribe(pcm, prompt=stt_prompt(cfg)).text
+                transcript = transcriber.transcribe(pcm, prompt=stt_prompt(cfg))
             except (OSError, ValueError, EngineError) as exc:
                 print(f"medagent understand: {value}: {exc}", file=sys.stderr)
                 status = 1
                 continue
-            result = understander.understand(heard, now=now, transcript=heard)
+            heard = transcript.text
+            result = understander.understand(
+                heard, now=now, transcript=heard, alternatives=transcript.alternatives
+            )
         print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
     return status
 
@@ -137,9 +140,7 @@ def load_pcm16_8k(path: str, *, telephone: bool) -> bytes:
 
 
 def stt_prompt(cfg: Config) -> str:
-    """Practice and provider names as Whisper's initial prompt, so it spells them our way."""
-    from agent.engines.stt import build_prompt
+    """Whisper's initial prompt for this practice (the same one calls use)."""
+    from agent.engines.stt import stt_prompt as build
 
-    return build_prompt(
-        cfg.practice.name, [p.name for p in cfg.practice.providers], extra=cfg.stt.vocabulary
-    )
+    return build(cfg.practice.name, [p.name for p in cfg.practice.providers], cfg.stt.vocabulary)
