@@ -106,6 +106,47 @@ def test_what_the_stand_in_cannot_run_is_refused_at_import(tmp_path: Path) -> No
         import_dialplan([conf], entry_contexts=["medagent-inbound"])
 
 
+@pytest.mark.parametrize(
+    ("pattern", "exten", "matches"),
+    [
+        ("_X.", "5551230000", True),
+        ("_X.", "+15551230000", False),
+        ("_+X.", "+15551230000", True),
+        ("_NXX", "555", True),
+        ("_NXX", "155", False),
+        ("_[15]00", "500", True),
+        ("_[15]00", "300", False),
+        ("_X.", "5", False),  # "." is one or more
+    ],
+)
+def test_did_extension_patterns(tmp_path: Path, pattern: str, exten: str, matches: bool) -> None:
+    conf = tmp_path / "extensions.conf"
+    conf.write_text(f"[medagent-inbound]\nexten => {pattern},1,Playback(hello-world)\n")
+    dp = import_dialplan([conf], dids=[exten], entry_contexts=["medagent-inbound"])
+    assert dp.has_extension("medagent-inbound", exten) is matches
+
+
+def test_gosub_arguments_return_values_and_expressions(tmp_path: Path) -> None:
+    conf = tmp_path / "extensions.conf"
+    conf.write_text(
+        "[medagent-inbound]\n"
+        "exten => s,1,Set(__BOX=7@default)\n"
+        " same => n,Gosub(pick,s,1(${BOX},3))\n"
+        ' same => n,GotoIf($["${GOSUB_RETVAL}" = "long"]?long)\n'
+        " same => n,Playback(short)\n"
+        " same => n,Hangup()\n"
+        " same => n(long),Wait(${IF($[${LEN(${BOX})} >= 9]?9:1)})\n"
+        " same => n,VoiceMail(${BOX},u)\n"
+        "[pick]\n"
+        "exten => s,1,GotoIf($[${LEN(${ARG1})} > ${ARG2}]?big)\n"
+        " same => n,Return(short)\n"
+        " same => n(big),Return(long)\n"
+    )
+    dp = import_dialplan([conf], entry_contexts=["medagent-inbound"])
+    steps = [f"{s.app}({s.data})" for s in dp.contexts["medagent-inbound"]["s"]]
+    assert steps == ["Wait(9)", "VoiceMail(7@default)"]
+
+
 # -- calls on the stand-in ----------------------------------------------------------------------------
 
 
