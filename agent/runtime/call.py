@@ -457,6 +457,14 @@ class CallSession:
         self.outcome = f"handed_back:{reason}"
         log.info("call handed back to the dialplan", reason=reason, context=t.fallback_context)
 
+    def owned_channel_ids(self) -> set[str]:
+        """Every channel this call created (externalMedia, transfer legs)."""
+        ids = set(self._transfer_legs)
+        if self.em_channel_id is not None:
+            ids.add(self.em_channel_id)
+        ids.add(f"{OUR_CHANNEL_PREFIX}em2-{self.call_id}")
+        return ids
+
     async def hand_back_now(self, reason: str) -> None:
         """From outside the call (shutdown): hand the caller back unless they are gone or bridged."""
         if self._caller_gone.is_set() or self._handed_back or self._bridged_to is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agent.adapters.ari.client import AriClient
 from agent.adapters.ari.models import Connected, Disconnected, StasisEnd, StasisStart
@@ -29,6 +29,8 @@ from agent.runtime.taskset import TaskSet
 
 log = get_logger(__name__)
 
+ORPHAN_MARGIN = timedelta(seconds=1)
+"""Channels created this close to our (re)connect may still have their StasisStart in flight."""
 STASIS_END_GRACE_S = 5.0
 """A call whose channel left Stasis gets this long to finish its own clean-up before it is cancelled."""
 
@@ -108,9 +110,12 @@ class Supervisor:
                 if task is not None:
                     self._aux.start(self._reap(channel.id, task), name=f"reap:{channel.id}")
             case Connected(reconnect=True):
+                connected_at = datetime.now(UTC)
                 await self._reconcile()
+                await self._recover_orphans(connected_at)
             case Connected():
                 log.info("ARI connected", app=self.cfg.ari.app)
+                await self._recover_orphans(datetime.now(UTC))
             case Disconnected():
                 log.warning("ARI events websocket lost; calls in progress keep their media")
 
@@ -151,6 +156,10 @@ class Supervisor:
         )
         t = self.cfg.transfer
         try:
+            # Answer first: with our dialplan the agent's leg is a Local channel the caller's Dial()
+            # waits on; left unanswered, that Dial times out and rings the front desk a second time.
+            with contextlib.suppress(AriError):
+                await self.ari.answer(channel_id)
             with contextlib.suppress(AriError):
                 await self.ari.set_variable(channel_id, "MEDAGENT_REASON", "capacity")
             await self.ari.continue_in_dialplan(
@@ -207,6 +216,61 @@ class Supervisor:
         if sessions:
             log.info("handing calls back before shutdown", calls=len(sessions), reason=reason)
         await asyncio.gather(*(s.hand_back_now(reason) for s in sessions), return_exceptions=True)
+
+    def _owned_channels(self) -> set[str]:
+        owned = set(self.sessions)
+        for session in self.sessions.values():
+            owned |= session.owned_channel_ids()
+        return owned
+
+    async def _recover_orphans(self, connected_at: datetime) -> None:
+        """Calls left in our Stasis app by a previous process (killed, crashed, restarted) sit in
+        dead air: Asterisk keeps them in Stasis when the websocket goes away. Hand every such
+        caller to the dialplan fallback, and hang up media/transfer channels nobody owns."""
+        try:
+            app = await self.ari.get_application(self.cfg.ari.app)
+        except AriError as exc:
+            log.error("could not look for calls left in Stasis", error=str(exc))
+            return
+        owned = self._owned_channels()
+        orphans = []
+        for cid in app.channel_ids:
+            if cid in owned:
+                continue
+            try:
+                channel = await self.ari.get_channel(cid)
+            except AriError:
+                continue  # gone meanwhile
+            # A call that entered Stasis after this websocket opened has its StasisStart on the
+            # way to us: it is new, not stranded.
+            if (
+                channel.creationtime is not None
+                and channel.creationtime >= connected_at - ORPHAN_MARGIN
+            ):
+                continue
+            orphans.append(cid)
+        if not orphans:
+            return
+        log.warning(
+            "calls left in Stasis by a previous run: handing them to the fallback",
+            count=len(orphans),
+        )
+        t = self.cfg.transfer
+        for cid in orphans:
+            try:
+                if cid.startswith(OUR_CHANNEL_PREFIX):
+                    await self.ari.hangup(cid)
+                    continue
+                with contextlib.suppress(AriError):
+                    await self.ari.set_variable(cid, "MEDAGENT_REASON", "agent-restart")
+                await self.ari.continue_in_dialplan(
+                    cid, t.fallback_context, t.fallback_extension, t.fallback_priority
+                )
+                self.fallbacks += 1
+                if self.observer is not None:
+                    self.observer.fallback("agent_restart")
+            except AriError as exc:
+                log.error("could not recover a stranded call", channel=cid, error=str(exc))
 
     async def close(self) -> None:
         """Cancel every call and wait for each to clean up."""

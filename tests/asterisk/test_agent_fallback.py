@@ -7,13 +7,14 @@ no timeout. The caller's own channel is in ``Dial(Local/agent@…)``, which was 
 dialplan's fallback never runs: the caller hears dead air until they hang up. Only an ARI client
 can get the call out: ``GET /applications/medical-agent`` still lists the orphaned channel, and
 ``continue`` to ``medagent-fallback,s,1`` reaches the front desk. Once the app is inactive, new
-calls fail Stasis at once (STASISSTATUS=FAILED) and go to the front desk.
+calls fail Stasis at once (STASISSTATUS=FAILED) and go to the front desk. So the agent, when its
+websocket (re)connects, looks for such stranded calls and hands them to the fallback
+(``Supervisor._recover_orphans``); systemd restarts a killed agent within seconds.
 
-Over capacity, the agent continues its Local ``;2`` leg, unanswered, to the fallback. The
-caller's ``Dial(Local/agent@…,MEDAGENT_ANSWER_TIMEOUT_S)`` is still timing that leg: a front desk
-that has not answered by then has its ring cancelled, and the caller's own fallback rings it again
-(reason ``agent-no-answer`` instead of ``capacity``). The caller still reaches a person or the
-mailbox; the strict xfail below turns into a pass when that is fixed.
+Over capacity, the agent answers its Local ``;2`` leg before continuing it to the fallback: left
+unanswered, the caller's ``Dial(Local/agent@…,MEDAGENT_ANSWER_TIMEOUT_S)`` would still be timing
+that leg, cancel a front desk that had not answered by then, and ring it a second time through the
+caller's own fallback (measured before the fix).
 """
 
 from __future__ import annotations
