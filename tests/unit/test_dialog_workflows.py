@@ -453,3 +453,25 @@ def test_goodbye_after_a_finished_task() -> None:
     d.handle(AppointmentCancelled(NOW, True))
     out = d.handle(heard("no thanks", yes_no=False))
     assert isinstance(out[-1], Hangup)
+
+
+def test_no_to_a_cancellation_keeps_the_appointment_and_writes_nothing() -> None:
+    d = start()
+    identify(d, heard("cancel my appointment", "cancel"))
+    d.handle(AppointmentsListed(NOW, (Appointment("a-1", TUE_1040, "follow-up"),)))
+    out = d.handle(heard("no", yes_no=False))
+    assert "left your appointment as it is" in said(out)
+    assert not any(isinstance(c, CancelAppointment | SaveRecord) for c in out)
+    assert d.state is State.ANYTHING_ELSE
+
+
+def test_no_to_a_booking_read_back_asks_for_another_time_without_the_declined_one() -> None:
+    d = start()
+    identify(d, heard("appointment with doctor patel", "schedule", provider="patel"))
+    d.handle(heard("whenever"))
+    d.handle(SlotsFound(NOW, (TUE_0900,)))
+    d.handle(heard("yes", yes_no=True))
+    out = d.handle(heard("no", yes_no=False))
+    assert "day and time" in said(out) and d.state is State.ASK
+    out = d.handle(heard("thursday", date="2026-12-03"))
+    assert "s1" in only(out, FindSlots).preferences.exclude

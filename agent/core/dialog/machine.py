@@ -778,8 +778,26 @@ class Dialog:
             return self._commit()
         if answer is False:
             self.reprompts = 0
-            return self._ask("correction", "ask_correction")
+            return self._declined_readback()
         return self._reprompt_confirm()
+
+    def _declined_readback(self) -> list[Command]:
+        """A bare "no" to the read-back: what it means depends on what was read back."""
+        t = self.task
+        assert t is not None
+        if t.kind == "cancel":
+            # "Shall I cancel it?" "No.": nothing is changed, and nothing is written.
+            self.requests.append({"intent": "cancel", "completed": False, "why": "kept"})
+            self.task = None
+            return [Say(prompts.STATIC["kept"], "kept"), *self._anything_else_prompt()]
+        if t.kind in ("schedule", "reschedule") and "slot" in t.slots:
+            # Not that time: ask again for a day and time, never offering the declined one.
+            declined = t.slots.pop("slot")
+            t.slots["declined"] = (*t.slots.get("declined", ()), declined.id)
+            t.slots.pop("preferences", None)
+            t.offered = ()
+            return self._ask("preferences", "ask_when")
+        return self._ask("correction", "ask_correction")
 
     def _correction(self, u: Understanding) -> list[Command]:
         """Answer to "what should I change?"."""

@@ -66,6 +66,7 @@ STATIC: dict[str, str] = {
     "nurse_saved": "Thank you. I've sent this to our nurse, who will call you back. If it gets worse, call us back, or dial 911 in an emergency.",
     "new_patient_saved": "Thank you. The front desk will call you to confirm your first visit.",
     "what_else": "Okay. What else can I help with?",
+    "kept": "Okay, I've left your appointment as it is.",
     "didnt_hear": "Sorry, I didn't hear anything.",
 }
 
