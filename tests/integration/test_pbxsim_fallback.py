@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import TransferConfig
+from agent.adapters.ari.client import AriClient
+from agent.config import AriConfig, Config, MediaConfig, TransferConfig
 from agent.pbxsim import PbxSim, PbxSimConfig, PhoneConfig
 from agent.pbxsim.dialplan import Dialplan
 from agent.pbxsim.dialplan_import import import_dialplan, import_our_dialplan
 from agent.pbxsim.engine import Behaviour, SimLeg
 from agent.pbxsim.testing import AriProbe
+from agent.runtime.supervisor import ORPHAN_MARGIN, Supervisor
+from tests.fakes.engines import fake_engines
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "medical-agent"
@@ -233,3 +236,43 @@ async def test_agent_killed_mid_call_strands_the_caller_as_asterisk_does(sim: Pb
         await second.hangup()
     finally:
         await restarted.close()
+
+
+async def test_restarted_agent_hands_the_stranded_caller_to_the_front_desk(
+    sim: PbxSim, tmp_path: Path
+) -> None:
+    """The same kill, then our own agent (Supervisor + AriClient, fake engines) starts again: it
+    finds the caller its predecessor left in Stasis and continues it into our fallback."""
+    probe = AriProbe(sim.base_url)
+    await probe.connect(APP)
+    caller = await sim.place_call(DID, caller_number="5550001234")
+    start = await probe.event("StasisStart")
+    assert (await probe.request("POST", f"/channels/{start['channel']['id']}/answer"))[0] == 204
+    await sim.drop_websockets(close_frame=False)
+    await probe.close()
+    # The restart comes later than the supervisor's margin for calls whose StasisStart may still
+    # be in flight (a restarted service takes seconds anyway).
+    await asyncio.sleep(ORPHAN_MARGIN.total_seconds() + 0.3)
+    assert not any("frontdesk" in step for step in caller.path)
+
+    cfg = Config(
+        ari=AriConfig(url=sim.base_url, username="medagent", password="secret", app=APP),
+        media=MediaConfig(port_min=42000, port_max=42999),
+    )
+    engines, _ = await fake_engines(cfg, [], tmp_cache=str(tmp_path))
+    ari = AriClient(cfg.ari)
+    ari.start()
+    sup = Supervisor(cfg, ari, engines)
+    runner = asyncio.create_task(sup.run(), name="supervisor")
+    try:
+        await ari.wait_connected(5)
+        path = await wait_path(caller, "answered(PJSIP/frontdesk)")
+        assert "continue(medagent-fallback,s,1)" in path
+        assert sup.sessions == {}, "the stranded caller is handed on, not taken as a new call"
+        await caller.hangup()
+    finally:
+        await sup.close()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await ari.close()
+        await engines.aclose()
