@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from real_asterisk import (
     ARI_APP,
     ROOT,
