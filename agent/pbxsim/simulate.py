@@ -32,8 +32,10 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import yaml
@@ -275,13 +277,26 @@ async def simulate(
     watch = _Watch()
     store = None
     records: Any = MemoryRecords()
+    services = None
     if opts.use_database:
         from agent.adapters.store import open_store
+        from agent.adapters.store.scheduling import seed_demo
+        from agent.runtime.services import CallServices
 
         store = await open_store(cfg.database, cfg.practice)
         records = store.records
+        now = datetime.now(UTC)
+        # The demo practice: providers, schedules and a few synthetic patients (idempotent).
+        await seed_demo(
+            store.database.pool,
+            cfg.practice,
+            store.keys,
+            today=now.astimezone(ZoneInfo(cfg.practice.timezone)).date(),
+            now=now,
+        )
+        services = CallServices(store.patients, store.scheduler, cfg.practice)
     ari = AriClient(cfg.ari)
-    sup = Supervisor(cfg, ari, engines, records=records, observer=watch)
+    sup = Supervisor(cfg, ari, engines, records=records, observer=watch, services=services)
     runner = asyncio.create_task(sup.run(), name="supervisor")
     await asyncio.sleep(0)
     ari.start()

@@ -478,7 +478,8 @@ class CallSession:
         assert self.media is not None
         if cmd.drain:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.media.drain(), 30)
+                async with asyncio.timeout(30):
+                    await self.media.drain()
         self.outcome = "agent_hangup"
         with contextlib.suppress(AriNotFound):
             await self.ari.hangup(self.channel.id)
@@ -557,7 +558,10 @@ class CallSession:
             if remaining <= 0:
                 return "no_answer"
             try:
-                ev = await asyncio.wait_for(queue.get(), min(remaining, 0.5))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands in
+                # the same loop cycle as a queued item, and the call would never end.
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    ev = await queue.get()
             except TimeoutError:
                 continue
             match ev:
@@ -593,7 +597,8 @@ class CallSession:
             await self.ari.create_bridge("mixing", bridge_id=bridge_id)
             await self.ari.add_channel(bridge_id, [leg_id, em_id])
             self.observer.said(self.call_id, summary)
-            await asyncio.wait_for(media.play(frames, "clinician-summary"), 60)
+            async with asyncio.timeout(60):
+                await media.play(frames, "clinician-summary")
         finally:
             await media.close()
             for cleanup in (self.ari.hangup(em_id), self.ari.destroy_bridge(bridge_id)):
@@ -687,7 +692,8 @@ class CallSession:
         last = loop.time()
         while True:
             try:
-                frame = await asyncio.wait_for(queue.get(), STREAM_GAP_S)
+                async with asyncio.timeout(STREAM_GAP_S):  # not wait_for: see _wait_answer
+                    frame = await queue.get()
             except TimeoutError:
                 frame = None
             else:
@@ -742,7 +748,8 @@ class CallSession:
                 frames = self._prompt_frames("sorry_transfer")
                 if frames:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.media.play(frames, "sorry"), 8)
+                        async with asyncio.timeout(8):
+                            await self.media.play(frames, "sorry")
             await self._hand_back("error")
         except Exception as exc:
             log.error("could not hand the call back after a crash", error=repr(exc))

@@ -69,6 +69,7 @@ async def serve(
     from agent.adapters.health import HealthServer, supervisor_inputs
     from agent.runtime.engines import load_engines
     from agent.runtime.metrics import Metrics, MetricsObserver
+    from agent.runtime.services import CallServices
     from agent.runtime.supervisor import Supervisor
 
     stop = asyncio.Event()
@@ -88,7 +89,12 @@ async def serve(
     ari = AriClient(cfg.ari)
     metrics = Metrics(max_calls=lambda: cfg.calls.max_concurrent)
     supervisor = Supervisor(
-        cfg, ari, engines, records=store.records, observer=MetricsObserver(metrics, time.monotonic)
+        cfg,
+        ari,
+        engines,
+        records=store.records,
+        observer=MetricsObserver(metrics, time.monotonic),
+        services=CallServices(store.patients, store.scheduler, cfg.practice),
     )
     ami: AmiClient | None = None
     if cfg.ami.enabled:

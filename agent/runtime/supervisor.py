@@ -25,6 +25,7 @@ from agent.log import get_logger
 from agent.runtime.call import OUR_CHANNEL_PREFIX, CallSession
 from agent.runtime.engines import Engines
 from agent.runtime.hooks import CallObserver, MemoryRecords, Records
+from agent.runtime.services import CallServices
 from agent.runtime.taskset import TaskSet
 
 log = get_logger(__name__)
@@ -47,6 +48,7 @@ class Supervisor:
         ports: PortPool | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         keep_raw_media: bool = False,
+        services: CallServices | None = None,
     ) -> None:
         self.cfg = cfg
         self.ari = ari
@@ -58,6 +60,9 @@ class Supervisor:
         )
         self.clock = clock
         self.keep_raw_media = keep_raw_media
+        self.services = services
+        """Patient directory and schedule shared by every call (the store's); ``None``: each call
+        gets fake in-memory data (stand-in tests)."""
         self.calls = TaskSet("calls")
         self.sessions: dict[str, CallSession] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -133,6 +138,7 @@ class Supervisor:
             observer=self.observer,
             clock=self.clock,
             keep_raw_media=self.keep_raw_media,
+            services=self.services,
         )
         self.total_calls += 1
         self.sessions[channel.id] = session

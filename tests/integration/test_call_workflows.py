@@ -56,8 +56,8 @@ async def _converse(kit, caller, lines: list[str]) -> None:
 async def test_refill_with_identification_read_back_and_goodbye(tmp_path) -> None:
     script = [
         "refill of lisinopril",
-        "testy mctestface",
-        "january 1 1901",
+        "mary jones",
+        "march 4 1962",
         "ten milligrams",
         "the cvs on main street",
         "about three days",

@@ -340,7 +340,9 @@ class AriClient:
         """The first event matching ``predicate`` within ``timeout`` s (``TimeoutError``)."""
         future = self.expect(predicate)
         try:
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel of the caller.
+            async with asyncio.timeout(timeout):
+                return await future
         finally:
             self._drop_waiter(future)
 
@@ -631,7 +633,8 @@ class AriClient:
                 variables,
             )
             try:
-                await asyncio.wait_for(started, timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await started
             except TimeoutError:
                 with contextlib.suppress(AriError):
                     await self.hangup(channel_id)

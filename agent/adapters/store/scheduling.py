@@ -297,17 +297,18 @@ async def generate_slots(pool: asyncpg.Pool, start: date, days: int, tz: ZoneInf
     return int(after - before)
 
 
-# Clearly synthetic people: no real patient is ever in the demo data.
+# Invented people: no real patient is ever in the demo data. Ordinary names, so the demo call's
+# speech recognition hears them; phone numbers in the 555-01xx range reserved for fiction.
 DEMO_PATIENTS: tuple[tuple[str, date, str, tuple[str, ...]], ...] = (
-    ("Testy McTestface", date(1901, 1, 1), "5550100001", ("lisinopril 10 mg",)),
-    ("Demo Patient Alpha", date(1902, 2, 2), "5550100002", ("metformin 500 mg",)),
+    ("Mary Jones", date(1962, 3, 4), "5550100001", ("lisinopril 10 mg",)),
+    ("Robert Chen", date(1948, 11, 12), "5550100002", ("metformin 500 mg",)),
     (
-        "Sample Person Bravo",
-        date(1903, 3, 3),
+        "Linda Garcia",
+        date(1975, 7, 21),
         "5550100003",
         ("atorvastatin 20 mg", "amlodipine 5 mg"),
     ),
-    ("Fictional Caller Charlie", date(1904, 4, 4), "5550100004", ()),
+    ("James Walker", date(1990, 1, 30), "5550100004", ()),
 )
 
 _DEMO_HOURS = ((time(9, 0), time(12, 0)), (time(13, 0), time(17, 0)))
