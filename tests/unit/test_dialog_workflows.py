@@ -475,3 +475,15 @@ def test_no_to_a_booking_read_back_asks_for_another_time_without_the_declined_on
     assert "day and time" in said(out) and d.state is State.ASK
     out = d.handle(heard("thursday", date="2026-12-03"))
     assert "s1" in only(out, FindSlots).preferences.exclude
+
+
+def test_a_patient_who_shares_a_providers_surname_is_still_heard_by_name() -> None:
+    # Found by a scripted call: "Linda Garcia" came back from the NLU as the provider "garcia".
+    d = start()
+    out = d.handle(heard("i need my test results", "test_results"))
+    assert "first and last name" in said(out)
+    garcia = Entity("provider", "Garcia", "garcia", 6, 12)
+    out = d.handle(
+        Heard(NOW, Understanding("Linda Garcia", "en", "message", 0.2, "routine", [], [garcia]))
+    )
+    assert "date of birth" in said(out) and d.identity["name"] == "Linda Garcia"

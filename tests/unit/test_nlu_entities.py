@@ -210,6 +210,9 @@ def test_person_only_when_given() -> None:
     assert values("this is john smith calling about my appointment", "person") == ["John Smith"]
     assert values("i'm having chest pain", "person") == []
     assert values("this is about my bill", "person") == []
+    # Scripted calls: a supply remark is not a name; a birth date after the name does not hide it.
+    assert values("i need a refill on my lisinopril, i'm almost out", "person") == []
+    assert values("this is mary jones, born march fourth, 1962", "person") == ["Mary Jones"]
 
 
 # -- yes / no ------------------------------------------------------------------------------------

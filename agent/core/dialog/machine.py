@@ -1338,7 +1338,7 @@ def _clinician_summary(
     concern = ", ".join(flags) if flags else "a concern"
     return (
         f"This is the answering assistant with a patient call. {who} reports {concern}. "
-        f"They said: {text}. Call-back number: {number}. Connecting you now."
+        f"They said: {text.rstrip('.!? ')}. Call-back number: {number}. Connecting you now."
     )
 
 

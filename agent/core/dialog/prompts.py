@@ -166,7 +166,7 @@ def confirm_new_patient(name: str, phone: str, when: str) -> str:
 def message_readback(message: str) -> str:
     """Read back what was taken, trimmed so a long message does not become a long prompt."""
     ws = message.split()
-    short = " ".join(ws[:25]) + (" and so on" if len(ws) > 25 else "")
+    short = " ".join(ws[:25]).rstrip(".!?, ") + (" and so on" if len(ws) > 25 else "")
     return f"I've noted: {short}."
 
 

@@ -177,7 +177,8 @@ def name_from(u: Understanding) -> str | None:
     text = u.text
     # Drop what the NLU recognised as something else ("Jane Doe, March 4 1962": the birth date).
     for other in sorted(u.entities, key=lambda x: x.start, reverse=True):
-        if other.end > other.start and other.label not in ("person", "yes_no"):
+        # A provider's surname stays: a patient may share it ("Linda Garcia" with NP Garcia).
+        if other.end > other.start and other.label not in ("person", "yes_no", "provider"):
             text = text[: other.start] + " " + text[other.end :]
     text = _NAME_LEAD_INS.sub("", " ".join(words(text)))
     text = re.split(r"\b(?:born|birth|date of birth|dob)\b", text)[0]

@@ -116,7 +116,8 @@ _NOT_NAME = frozenset(
     seven eight nine ten sorry sure right wrong correct fine good bad new old see said say saying
     name names called llamo llama soy mi es el la los las de del y o que por para con en un una
     se me le lo su really very bad terrible great awful urgent important serious crazy weird
-    strange kind too quite pretty actually just""".split()
+    strange kind too quite pretty actually just born birth date almost nearly completely totally
+    running out low worried concerned afraid scared due ready done""".split()
 )
 _FILLERS = frozenset(
     {"um", "uh", "er", "erm", "ah", "oh", "hmm", "mm", "like", "so", "well", "okay", "ok"}
