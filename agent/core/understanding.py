@@ -76,6 +76,9 @@ class Understanding:
     entities: list[Entity] = field(default_factory=list)
     transcript: str | None = None
     """The raw STT text when the input was audio (``text`` is then the same words)."""
+    alternatives: tuple[str, ...] = ()
+    """The recogniser's other hypotheses of the same words (n-best), best first. The dialog tries
+    them for a name the directory did not know ("Robert Chin" heard, "Robert Chen" meant)."""
 
     def entity(self, label: str) -> Entity | None:
         return next((e for e in self.entities if e.label == label), None)

@@ -66,6 +66,8 @@ SEARCH_DAYS = 28
 """How far ahead "the earliest opening" looks."""
 MIN_NOTICE = timedelta(hours=1)
 """No slot is offered that starts sooner than this: the patient could not get there."""
+MAX_OTHER_NAMES = 3
+"""Other hypotheses of the caller's name tried against the directory (n-best from Whisper)."""
 CANDIDATES = 300
 """Slots asked of the scheduler (ranked by the caller's wishes) before our own filter and spread."""
 
@@ -153,6 +155,12 @@ class CallServices:
         except ValueError:
             return PatientLookedUp(now, False)
         matches = list(await self.directory.find(cmd.name, dob, actor=actor, now=now))
+        for other in cmd.other_names[:MAX_OTHER_NAMES]:
+            if matches:
+                break
+            # What the recogniser also heard ("Robert Chin" / "Robert Chen"): still an exact match
+            # of name and birth date, so no weaker than the first try; each search is audited.
+            matches = list(await self.directory.find(other, dob, actor=actor, now=now))
         if not matches:
             return PatientLookedUp(now, False)
         # Two patients with the same name and birth date: the calling number only breaks the tie

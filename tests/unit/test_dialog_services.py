@@ -76,6 +76,17 @@ async def test_lookup_matches_name_and_dob_not_case_or_punctuation() -> None:
     assert isinstance(garbled, PatientLookedUp) and not garbled.found and not garbled.failed
 
 
+async def test_other_hypotheses_of_the_name_are_tried_with_the_same_birth_date() -> None:
+    s = services()
+    heard = LookupPatient("Robert Chin", "1948-11-12", other_names=("Proper Chance", "Robert Chen"))
+    found = await s.execute(heard, now=NOW, actor=ACTOR)
+    assert isinstance(found, PatientLookedUp) and found.patient_id == "demo-2"
+    # Another hypothesis is no shortcut past the birth date.
+    wrong = LookupPatient("Robert Chin", "1948-11-13", other_names=("Robert Chen",))
+    missed = await s.execute(wrong, now=NOW, actor=ACTOR)
+    assert isinstance(missed, PatientLookedUp) and not missed.found
+
+
 async def test_caller_number_only_breaks_a_tie() -> None:
     twins = [
         FakePatient("a", "Sam Lee", date(1990, 1, 1), "5550000001"),

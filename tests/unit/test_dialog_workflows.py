@@ -487,3 +487,34 @@ def test_a_patient_who_shares_a_providers_surname_is_still_heard_by_name() -> No
         Heard(NOW, Understanding("Linda Garcia", "en", "message", 0.2, "routine", [], [garcia]))
     )
     assert "date of birth" in said(out) and d.identity["name"] == "Linda Garcia"
+
+
+def test_the_recognisers_other_hypotheses_of_the_name_go_with_the_lookup() -> None:
+    d = start()
+    d.handle(heard("i need a refill", "refill"))
+    u = Understanding(
+        "That's Robert Chin.",
+        "en",
+        "message",
+        0.2,
+        "routine",
+        alternatives=("That's Robert Chen.", "Proper chance.", "This is Robert Chin."),
+    )
+    d.handle(Heard(NOW, u))
+    out = d.handle(heard("november twelfth nineteen forty eight", dob="1948-11-12"))
+    lookup = only(out, LookupPatient)
+    assert lookup.name == "Robert Chin"
+    assert lookup.other_names == ("Robert Chen", "Proper Chance")
+
+
+def test_the_tail_of_a_split_yes_to_a_read_back_is_not_taken_as_a_new_answer() -> None:
+    # "Yes, <pause> that's correct." reaches the dialog as two utterances.
+    d = start()
+    d.handle(heard("i have a question about my results", "test_results"))
+    d.state, d.patient_id = State.ANYTHING_ELSE, "p-1"
+    d.task = None
+    out = d.handle(heard("That's correct.", yes_no=True))
+    assert out == [Listen(expect="yes_no", timeout_s=SETTINGS.no_input_timeout_s)]
+    assert d.state is State.ANYTHING_ELSE
+    out = d.handle(heard("No, that's all.", yes_no=False))
+    assert only(out, Hangup) and d.state is State.ENDED

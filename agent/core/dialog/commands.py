@@ -114,6 +114,9 @@ class LookupPatient:
     """ISO date."""
     caller_number: str = ""
     """A hint only (it can be spoofed or shared): never proof of identity."""
+    other_names: tuple[str, ...] = ()
+    """The same answer as the recogniser's other hypotheses heard it; each is tried only with the
+    same date of birth, so a match is as strong as a match on ``name``."""
 
 
 @dataclass(frozen=True)

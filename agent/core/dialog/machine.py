@@ -213,6 +213,8 @@ class Dialog:
     task: Task | None = None
     identity: dict[str, str] = field(default_factory=dict)
     """Name and date of birth as given (not yet proof)."""
+    other_names: tuple[str, ...] = ()
+    """The name as the recogniser's other hypotheses heard it (tried with the same birth date)."""
     patient_id: str = ""
     """Set once name and date of birth matched the directory; kept for the rest of the call."""
     medications: tuple[str, ...] = ()
@@ -425,6 +427,11 @@ class Dialog:
     def _anything_else(self, ev: Heard) -> list[Command]:
         u = ev.understanding
         answer = _yes_no(u)
+        if _read_back_tail(u.text):
+            # "Yes, ... that's correct": a pause split the answer to the read-back, and its tail
+            # arrives after "anything else?". It answers nothing new: keep listening.
+            self.transcript.append(u.text)
+            return [self._listen("yes_no")]
         if u.urgency == "routine" and _done(u):
             self.transcript.append(u.text)
             return self._goodbye()
@@ -461,7 +468,14 @@ class Dialog:
             if "dob" not in self.identity:
                 return self._ask("dob", "ask_dob")
             self.state = State.LOOKING_UP
-            return [LookupPatient(self.identity["name"], self.identity["dob"], self.caller_number)]
+            return [
+                LookupPatient(
+                    self.identity["name"],
+                    self.identity["dob"],
+                    self.caller_number,
+                    other_names=self.other_names,
+                )
+            ]
         if t.kind == "schedule":
             if "provider" not in s:
                 return self._ask("provider", "ask_provider")
@@ -613,6 +627,7 @@ class Dialog:
             name = slots.name_from(u)
             if name:
                 self.identity["name"] = name
+                self.other_names = slots.other_names_from(u, name)
             return name is not None
         if slot == "dob":
             return "dob" in self.identity
@@ -687,6 +702,7 @@ class Dialog:
         person = u.entity("person")
         if person is not None and "name" not in self.identity and isinstance(person.value, str):
             self.identity["name"] = person.value
+            self.other_names = slots.other_names_from(u, person.value)
         if t.kind in ("schedule", "new_patient", "reschedule"):
             provider = self._provider_in(u)
             if provider is not None and t.kind == "schedule":
@@ -927,6 +943,7 @@ class Dialog:
         self.id_attempts += 1
         if self.id_attempts < self.settings.max_id_attempts:
             self.identity = {}
+            self.other_names = ()
             return self._advance()
         if t.kind == "schedule":
             # Perhaps new to the practice: collect their details for a first visit (the name and
@@ -1263,6 +1280,15 @@ def _done(u: Understanding) -> bool:
     return (_yes_no(u) is False and _short(text)) or any(
         re.search(rf"\b{c}\b", text) for c in CLOSINGS
     )
+
+
+_READ_BACK_TAILS = frozenset(
+    {"that's correct", "that is correct", "that's right", "that is right", "correct", "exactly"}
+)
+
+
+def _read_back_tail(text: str) -> bool:
+    return " ".join(re.findall(r"[\w']+", text.lower())) in _READ_BACK_TAILS
 
 
 def _short(text: str) -> bool:

@@ -29,7 +29,7 @@ _ORDINAL_WORDS = {
 }  # fmt: skip
 _NAME_LEAD_INS = re.compile(
     r"^(?:(?:yes|yeah|sure|okay|ok|so|um|uh|well)\s+)*"
-    r"(?:my name is|my name's|name is|this is|it's|it is|i am|i'm|me llamo|soy)\s+"
+    r"(?:my name is|my name's|name is|this is|that's|that is|it's|it is|i am|i'm|me llamo|soy)\s+"
 )
 _NOT_NAME = {"calling", "here", "speaking", "please", "thanks", "thank", "you"}
 
@@ -186,6 +186,16 @@ def name_from(u: Understanding) -> str | None:
     if not 2 <= len(parts) <= 4:
         return None
     return " ".join(p.capitalize() for p in parts)
+
+
+def other_names_from(u: Understanding, name: str) -> tuple[str, ...]:
+    """The name as the recogniser's other hypotheses heard it, without ``name`` itself."""
+    out: list[str] = []
+    for alt in u.alternatives:
+        other = name_from(Understanding(alt, u.lang, u.intent, u.confidence, u.urgency))
+        if other and other.casefold() != name.casefold() and other not in out:
+            out.append(other)
+    return tuple(out)
 
 
 def dob_from(u: Understanding) -> str | None:

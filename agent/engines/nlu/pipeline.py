@@ -115,6 +115,7 @@ class Understander:
             red_flags=flags,
             entities=entities,
             transcript=transcript,
+            alternatives=tuple(alternatives),
         )
 
 
