@@ -126,6 +126,9 @@ def _format_exc_redacted(
     return event_dict
 
 
+TEXT_LOGGING_LIBRARIES = ("piper", "faster_whisper")
+
+
 def configure_logging(cfg: LoggingConfig | None = None, *, stream: Any = None) -> None:
     """Configure structlog once at start-up (the CLI calls this)."""
     cfg = cfg or LoggingConfig()
@@ -145,6 +148,10 @@ def configure_logging(cfg: LoggingConfig | None = None, *, stream: Any = None) -
         if use_console
         else structlog.processors.JSONRenderer()
     )
+    # Libraries that log the text they process at debug level (Piper: every sentence it speaks,
+    # read-backs included) never go below warning, whatever the root logger is set to.
+    for name in TEXT_LOGGING_LIBRARIES:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),

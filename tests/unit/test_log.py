@@ -68,3 +68,23 @@ def test_capture_logs_sees_call_id_binding() -> None:
 
 def test_ari_ids_survive_scrubbing() -> None:
     assert scrub_text("Channel 1795737644.7 not found") == "Channel 1795737644.7 not found"
+
+
+def test_libraries_that_log_spoken_text_stay_at_warning_even_at_debug() -> None:
+    import io
+    import logging
+
+    from agent.config import LoggingConfig
+    from agent.log import configure_logging
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.DEBUG)  # as a site that turns on its stdlib debug logging would
+    configure_logging(LoggingConfig(level="debug"), stream=io.StringIO())
+    try:
+        # Piper logs every sentence it synthesizes ("text=..., phonemes=...") at debug.
+        assert logging.getLogger("piper").getEffectiveLevel() == logging.WARNING
+        assert not logging.getLogger("piper.voice").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(before)
+        configure_logging(LoggingConfig(level="warning"), stream=io.StringIO())

@@ -154,3 +154,16 @@ def test_a_stale_model_loads_with_a_warning(tmp_path: Any) -> None:
     assert [e["event"] for e in logs] == ["nlu_model_stale"]
     assert logs[0]["fix"] == "medagent nlu train --if-changed"
     assert u.understand("my son can't breathe", now=NOW).urgency == "emergency"
+
+
+def test_a_drug_name_missing_from_the_best_hypothesis_is_taken_from_another() -> None:
+    u, _, _ = make("refill")
+    result = u.understand(
+        "a refill of my listen up oral",
+        now=NOW,
+        alternatives=("a refill of my listen a pill", "a refill of my lisinopril"),
+    )
+    assert result.entity("medication") == Entity("medication", "lisinopril", "lisinopril")
+    assert result.alternatives[1] == "a refill of my lisinopril"
+    plain = u.understand("a refill please", now=NOW, alternatives=("a refill pleas",))
+    assert plain.entity("medication") is None

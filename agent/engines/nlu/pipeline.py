@@ -15,6 +15,7 @@ it through a bounded executor like the other engines.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -106,6 +107,18 @@ class Understander:
                     flags.append(flag)
         urgency = combine_urgency(DEFAULT_URGENCY[prediction.intent], flags)
         entities = self._extract(text, now=now, tz=self._tz, providers=self._providers, lang=lang)
+        if not any(e.label == "medication" for e in entities):
+            # A drug name is where a small recogniser errs most ("oxycodone" heard "oxicatum"):
+            # take it from the first other hypothesis that has one. Its offsets are into that
+            # hypothesis, not ``text``, so it carries none.
+            for alt in alternatives:
+                found = self._extract(
+                    alt, now=now, tz=self._tz, providers=self._providers, lang=lang
+                )
+                med = next((e for e in found if e.label == "medication"), None)
+                if med is not None:
+                    entities = [*entities, dataclasses.replace(med, start=0, end=0)]
+                    break
         return Understanding(
             text=text,
             lang=lang,
