@@ -14,7 +14,7 @@ import platform
 import sys
 import time
 
-BENCHES = ["pacing", "stt", "tts", "nlu"]
+BENCHES = ["pacing", "stt", "tts", "nlu", "calls"]
 
 
 def main() -> int:

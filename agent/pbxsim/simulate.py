@@ -9,6 +9,9 @@ Script (YAML), one call or ``calls: [...]``::
     name: refill request
     caller: {number: "5551234567", name: "Test Patient", voice: joe}
     phones: {clinician100: answer}          # answer | noanswer | busy | unavailable
+    given:                                  # optional: the caller's own appointments beforehand
+      appointments: [{patient: "Mary Jones", provider: patel, in_days: 3, at: "10:00"}]
+    expect: {...}                           # not read here: checks for tests and ``bench``
     steps:
       - say: "Hi, I need a refill of my lisinopril."
       - dtmf: "1"
@@ -20,8 +23,13 @@ Script (YAML), one call or ``calls: [...]``::
 
 Each step first waits for the agent to finish speaking (unless ``wait: false``). ``--json`` prints
 ``{"call_id", "turns": [{"caller", "agent_prompts", "latency_ms"}], "outcome": {"transfers",
-"records", "hangup_by"}}`` per call (a list when the script has several calls); turn 0 is the
-greeting; ``latency_ms`` is the end of the caller's speech → the first agent audio the caller hears.
+"records", "hangup_by", "phones"}}`` per call (a list when the script has several calls); turn 0 is
+the greeting; ``latency_ms`` is the end of the caller's speech → the first agent audio the caller
+hears; ``phones`` lists what each desk phone named in ``phones:`` heard (transcribed), in order.
+
+``--at 2026-12-01T19:30:00-05:00`` fixes the practice's clock at the start of the run (office hours,
+"tomorrow", open slots); ``--concurrency N`` runs up to N calls of the script at once. Calls that set
+``phones:`` take turns with each other, because desk phones are shared by the whole stand-in.
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ import asyncio
 import dataclasses
 import json
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,11 +84,33 @@ class CallScript:
     voice: str | None = None
     phones: dict[str, str] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    appointments: tuple[GivenAppointment, ...] = ()
+    """Booked for the caller before the call (``given.appointments``), so a reschedule or cancel
+    script does not depend on an earlier call."""
+    expect: dict[str, Any] = field(default_factory=dict)
+    """What the call should leave behind; read by the tests and ``bench``, not by the simulator."""
+
+
+@dataclass(frozen=True)
+class GivenAppointment:
+    patient: str
+    """A demo patient's name (``agent.adapters.store.scheduling.DEMO_PATIENTS``)."""
+    provider: str
+    in_days: int
+    """Days after the run's start date (``SimOptions.now``), in the practice time zone."""
+    at: str
+    """Local start time, ``HH:MM``, on a slot of the provider's schedule."""
 
 
 def load_script(path: str | Path) -> list[CallScript]:
-    """Read and check a caller script; errors name the call and step."""
+    """Read and check a caller script (or every ``*.yaml`` of a folder, by name); errors name the
+    file, the call and the step."""
     p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob("*.yaml"))
+        if not files:
+            raise ConfigError("no *.yaml caller scripts in this folder", file=str(p))
+        return [call for f in files for call in load_script(f)]
     try:
         data = yaml.safe_load(p.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -93,7 +125,7 @@ def _parse_call(raw: Any, index: int, path: Path) -> CallScript:
     where = f"calls[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError("expected a table", file=str(path), key=where)
-    unknown = set(raw) - {"name", "caller", "phones", "steps"}
+    unknown = set(raw) - {"name", "caller", "phones", "steps", "given", "expect"}
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)}", file=str(path), key=where)
     caller = raw.get("caller") or {}
@@ -111,6 +143,9 @@ def _parse_call(raw: Any, index: int, path: Path) -> CallScript:
                 file=str(path),
                 key=f"{where}.phones",
             )
+    expect = raw.get("expect") or {}
+    if not isinstance(expect, dict):
+        raise ConfigError("expected a table", file=str(path), key=f"{where}.expect")
     return CallScript(
         name=str(raw.get("name", f"call {index + 1}")),
         steps=steps,
@@ -119,7 +154,30 @@ def _parse_call(raw: Any, index: int, path: Path) -> CallScript:
         voice=caller.get("voice"),
         phones={str(k): str(v) for k, v in phones.items()},
         base_dir=path.parent,
+        appointments=_parse_given(raw.get("given"), f"{where}.given", path),
+        expect=expect,
     )
+
+
+def _parse_given(raw: Any, where: str, path: Path) -> tuple[GivenAppointment, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or set(raw) - {"appointments"}:
+        raise ConfigError("expected {appointments: [...]}", file=str(path), key=where)
+    out = []
+    for i, a in enumerate(raw.get("appointments") or []):
+        key = f"{where}.appointments[{i}]"
+        try:
+            given = GivenAppointment(
+                str(a["patient"]), str(a["provider"]), int(a["in_days"]), str(a["at"])
+            )
+            datetime.strptime(given.at, "%H:%M")
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(
+                "expected patient, provider, in_days and at (HH:MM)", file=str(path), key=key
+            ) from None
+        out.append(given)
+    return tuple(out)
 
 
 def _parse_step(raw: Any, where: str, path: Path) -> Step:
@@ -253,12 +311,29 @@ class SimOptions:
     seed: int = 1
     use_database: bool = True
     """Write records to the configured database (the embedded PostgreSQL by default)."""
+    now: datetime | None = None
+    """The practice's clock at the start of the run (timezone-aware); it then runs in real time.
+    ``None``: the real clock."""
+    concurrency: int = 1
+    """Calls of the script in progress at once (at most ``calls.max_concurrent``)."""
+    transcribe_phones: bool = True
+    """Transcribe what the desk phones named in a script heard (one Whisper pass per answered leg)."""
+
+
+def sim_clock(start: datetime | None) -> Callable[[], datetime]:
+    """A clock that reads ``start`` at the first call and then advances with the loop's time."""
+    if start is None:
+        return lambda: datetime.now(UTC)
+    if start.tzinfo is None:
+        raise ValueError("the simulated start time needs a UTC offset, e.g. 2026-12-01T19:30-05:00")
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
 
 
 async def simulate(
     cfg: Config, scripts: list[CallScript], opts: SimOptions, engines: Any = None
 ) -> list[dict[str, Any]]:
-    """Run the calls one after another; returns one report per call."""
+    """Run the calls (``opts.concurrency`` at a time); returns one report per call, in order."""
     from agent.adapters.ari.client import AriClient
     from agent.pbxsim import PbxSim, PbxSimConfig
     from agent.runtime.engines import load_engines
@@ -272,6 +347,11 @@ async def simulate(
         cfg,
         ari=dataclasses.replace(AriConfig(), url=base_url, password="simulate", app=cfg.ari.app),
     )
+    if not 1 <= opts.concurrency <= cfg.calls.max_concurrent:
+        raise ValueError(
+            f"concurrency must be 1..{cfg.calls.max_concurrent} (calls.max_concurrent)"
+        )
+    clock = sim_clock(opts.now)
     own_engines = engines is None
     engines = engines or await load_engines(cfg)
     watch = _Watch()
@@ -285,7 +365,7 @@ async def simulate(
 
         store = await open_store(cfg.database, cfg.practice)
         records = store.records
-        now = datetime.now(UTC)
+        now = clock()
         # The demo practice: providers, schedules and a few synthetic patients (idempotent).
         await seed_demo(
             store.database.pool,
@@ -295,16 +375,37 @@ async def simulate(
             now=now,
         )
         services = CallServices(store.patients, store.scheduler, cfg.practice)
+        for script in scripts:
+            for given in script.appointments:
+                await _book_given(store, cfg, given, now)
     ari = AriClient(cfg.ari)
-    sup = Supervisor(cfg, ari, engines, records=records, observer=watch, services=services)
+    sup = Supervisor(
+        cfg, ari, engines, records=records, observer=watch, services=services, clock=clock
+    )
     runner = asyncio.create_task(sup.run(), name="supervisor")
     await asyncio.sleep(0)
     ari.start()
-    reports = []
+    reports: list[dict[str, Any]] = []
     try:
         await ari.wait_connected(10)
-        for i, script in enumerate(scripts):
-            reports.append(await _one_call(sim, watch, script, opts, i))
+        slots = asyncio.Semaphore(opts.concurrency)
+        phones_lock = asyncio.Lock()
+        stt = engines.stt if opts.transcribe_phones else None
+
+        async def one(i: int, script: CallScript) -> dict[str, Any]:
+            async with slots:
+                if not script.phones:
+                    return await _one_call(sim, watch, script, opts, i)
+                # Desk phones are shared by the whole stand-in: one script's settings at a time.
+                async with phones_lock:
+                    return await _one_call(sim, watch, script, opts, i, stt=stt)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(one(i, s), name=f"sim-call:{i + 1}")
+                for i, s in enumerate(scripts)
+            ]
+        reports = [t.result() for t in tasks]
     finally:
         await sup.close()
         runner.cancel()
@@ -318,13 +419,50 @@ async def simulate(
     return reports
 
 
+async def _book_given(store: Any, cfg: Config, given: GivenAppointment, now: datetime) -> None:
+    """Book a demo patient's appointment on the provider's slot at the given local time."""
+    from agent.adapters.store.scheduling import DEMO_PATIENTS, Slot
+
+    dob = next((d for name, d, _, _ in DEMO_PATIENTS if name == given.patient), None)
+    if dob is None:
+        raise ConfigError(f"given appointment: {given.patient!r} is not a demo patient")
+    patients = await store.patients.find(given.patient, dob, actor="simulate", now=now)
+    tz = ZoneInfo(cfg.practice.timezone)
+    day = now.astimezone(tz).date() + timedelta(days=given.in_days)
+    hour, minute = (int(x) for x in given.at.split(":"))
+    starts = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
+    row = await store.database.pool.fetchrow(
+        "SELECT id, provider_id, starts_at, ends_at FROM slots"
+        " WHERE provider_id = $1 AND starts_at = $2",
+        given.provider,
+        starts,
+    )
+    if row is None or not patients:
+        raise ConfigError(
+            f"given appointment: no {given.provider} slot at {starts.isoformat()} for {given.patient}"
+        )
+    for booked in await store.scheduler.appointments_for(patients[0].id, now):
+        if booked.slot.id == row["id"]:
+            return  # already there (a database kept from an earlier run)
+    slot = Slot(row["id"], row["provider_id"], row["starts_at"], row["ends_at"])
+    await store.scheduler.book(slot, patients[0].id, "follow-up", now=now)
+
+
 async def _one_call(
-    sim: Any, watch: _Watch, script: CallScript, opts: SimOptions, index: int
+    sim: Any,
+    watch: _Watch,
+    script: CallScript,
+    opts: SimOptions,
+    index: int,
+    *,
+    stt: Any = None,
 ) -> dict[str, Any]:
     from agent.engines.telephone import available_voices, load_audio_file, synthesize_caller
 
+    phone_legs_before = {}
     for phone, behaviour in script.phones.items():
         sim.phone(phone).behaviour = behaviour
+        phone_legs_before[phone] = len(sim.phone(phone).calls)
     voices = available_voices()
     voice = script.voice or opts.voice or ("joe" if "joe" in voices else "us-male")
     loop = asyncio.get_running_loop()
@@ -369,6 +507,10 @@ async def _one_call(
                 started = await line.speak(audio)
                 speech_end = started + speech_end_offset_s(audio)
                 turn["_speech_end"] = speech_end
+                # A listen that began while the caller was still talking (the agent's answer to the
+                # first half of a sentence split by a pause) is not the agent's turn being over.
+                await asyncio.sleep(max(0.0, speech_end - loop.time()))
+                listening.clear()
             elif step.kind == "dtmf":
                 turn["caller"] = f"<dtmf {step.value}>"
                 await leg.send_dtmf(step.value)
@@ -397,6 +539,16 @@ async def _one_call(
     if opts.record_dir is not None:
         opts.record_dir.mkdir(parents=True, exist_ok=True)
         leg.save_wav(opts.record_dir / f"call{index + 1}-caller.wav")
+    phones_heard = []
+    for phone, before in phone_legs_before.items():
+        for n, phone_leg in enumerate(sim.phone(phone).calls[before:]):
+            # "The clinician hears the summary first": what the desk phone heard, as words.
+            heard = await _transcribe_heard(stt, phone_leg.heard_ulaw()) if stt else None
+            phones_heard.append(
+                {"phone": phone, "answered": phone_leg.answered_at is not None, "heard": heard}
+            )
+            if opts.record_dir is not None:
+                phone_leg.save_wav(opts.record_dir / f"call{index + 1}-{phone}-{n + 1}.wav")
     return {
         "call_id": call_id,
         "name": script.name,
@@ -406,8 +558,21 @@ async def _one_call(
             "records": watch.records[call_id],
             "hangup_by": "caller" if leg.hangup_by == "caller" else "agent",
             "path": list(leg.path),
+            "phones": phones_heard,
         },
     }
+
+
+PHONE_TRANSCRIBE_S = 28.0
+"""Whisper reads one 30 s window: the start of what the phone heard (the summary comes first)."""
+
+
+async def _transcribe_heard(stt: Any, ulaw: bytes) -> str:
+    pcm = g711.ulaw_decode(ulaw[: int(PHONE_TRANSCRIBE_S * 8000)])
+    if not len(pcm) or not np.any(pcm):
+        return ""
+    result = await stt.transcribe(pcm.astype("<i2").tobytes())
+    return str(result.text)
 
 
 async def _wait_either(a: asyncio.Event, b: asyncio.Event, timeout_s: float) -> None:
@@ -424,7 +589,7 @@ async def _wait_either(a: asyncio.Event, b: asyncio.Event, timeout_s: float) -> 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("script", help="caller script (YAML)")
+    parser.add_argument("script", help="caller script (YAML), or a folder of them")
     parser.add_argument("--json", action="store_true", help="print the machine-readable report")
     parser.add_argument(
         "--record", metavar="DIR", help="save what each caller heard as WAV files in DIR"
@@ -437,6 +602,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise-db", type=float, default=-50.0, help="line hiss level in dBFS (default -50)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--at",
+        type=_aware_datetime,
+        help="the practice's clock at the start, e.g. 2026-12-01T19:30:00-05:00 (default: now)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="calls of the script in progress at once"
+    )
     parser.add_argument(
         "--no-db", action="store_true", help="keep records in memory instead of the database"
     )
@@ -457,6 +630,8 @@ def run(args: argparse.Namespace) -> int:
         record_dir=Path(args.record) if args.record else None,
         seed=args.seed,
         use_database=not args.no_db,
+        now=args.at,
+        concurrency=args.concurrency,
     )
     reports = asyncio.run(simulate(cfg, scripts, opts))
     if args.json:
@@ -466,6 +641,16 @@ def run(args: argparse.Namespace) -> int:
         for report in reports:
             sys.stdout.write(render_transcript(report))
     return 0
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date and time: {text!r}") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a UTC offset, e.g. 2026-12-01T19:30:00-05:00")
+    return at
 
 
 def render_transcript(report: dict[str, Any]) -> str:
@@ -481,6 +666,9 @@ def render_transcript(report: dict[str, Any]) -> str:
     lines.append(f"  -- hung up by {out['hangup_by']}; path: {' -> '.join(out['path'])}")
     for t in out["transfers"]:
         lines.append(f"  -- transfer to {t['target']}: {t['status']}")
+    for p in out.get("phones", []):
+        if p["answered"] and p["heard"]:
+            lines.append(f"  -- {p['phone']} heard: {p['heard']}")
     for r in out["records"]:
         if r["kind"] != "summary":
             lines.append(f"  -- record: {r['kind']}{' (URGENT)' if r['urgent'] else ''}")
