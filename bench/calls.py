@@ -35,10 +35,21 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def scripts(quick: bool = False) -> list[CallScript]:
+    """The calls, longest first and those that take turns at the desk phones before all: they
+    run in real time, so this order keeps the concurrent run short."""
     files = (
         [SCRIPTS_DIR / n for n in QUICK_SCRIPTS] if quick else sorted(SCRIPTS_DIR.glob("*.yaml"))
     )
-    return [call for f in files for call in load_script(f)]
+    calls = [call for f in files for call in load_script(f)]
+    return sorted(calls, key=lambda c: (not c.phones, -_rough_length_s(c)))
+
+
+def _rough_length_s(call: CallScript) -> float:
+    """Caller speech, silences and an agent prompt per step: only to order the calls."""
+    return sum(
+        float(s.value) if s.kind == "silence" else 8.0 if s.kind == "say" else 1.0
+        for s in call.steps
+    )
 
 
 def sim_config(base: Config, tmp: Path, *, dsn: str = "", concurrency: int = 4) -> Config:
