@@ -321,7 +321,8 @@ class SimOptions:
 
 
 def sim_clock(start: datetime | None) -> Callable[[], datetime]:
-    """A clock that reads ``start`` at the first call and then advances with the loop's time."""
+    """A clock that reads ``start`` now and then advances in real time (the calls are real-time).
+    ``given`` appointments and the seeded schedule are placed relative to it."""
     if start is None:
         return lambda: datetime.now(UTC)
     if start.tzinfo is None:
