@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config import Config, DatabaseConfig
+from agent.log import configure_logging
 from agent.pbxsim.simulate import CallScript, SimOptions, load_script, simulate
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "calls"
@@ -293,6 +294,8 @@ def run(quick: bool) -> dict[str, Any]:
     from agent.configcmd import resolve_config_path
 
     base = load_config(resolve_config_path(None))
+    # The agent's own logging set-up (redaction on), quiet: the JSON report is the output.
+    configure_logging(dataclasses.replace(base.logging, level="warning"))
     with tempfile.TemporaryDirectory(prefix=f"bench-calls-{uuid.uuid4().hex[:6]}-") as tmp:
         Path(tmp).chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
         return asyncio.run(run_calls(base, Path(tmp), quick=quick))
