@@ -124,13 +124,28 @@ async def serve(
         log.info("agent ready", app=cfg.ari.app, url=cfg.ari.url)
         if ready is not None:
             ready.set()
-        waiter = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait(
-            {waiter, runner}, timeout=stop_after_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        waiter.cancel()
-        if runner in done and runner.exception() is not None:
-            raise runner.exception()  # type: ignore[misc]
+        write_pid_file(cfg)
+        deadline = None if stop_after_s is None else loop.time() + stop_after_s
+        while not stop.is_set():
+            waiter = asyncio.ensure_future(stop.wait())
+            reloader = asyncio.ensure_future(reload_requested.wait())
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            done, _ = await asyncio.wait(
+                {waiter, reloader, runner}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiter.cancel()
+            reloader.cancel()
+            if runner in done:
+                exc = runner.exception()
+                if exc is not None:
+                    raise exc
+                break
+            if reloader in done:
+                reload_requested.clear()
+                await _reload(supervisor, cfg.source)
+                continue
+            if not done:
+                break  # stop_after_s elapsed
     finally:
         log.info("shutting down", active_calls=supervisor.active_calls)
         remove_pid_file(cfg)
