@@ -221,6 +221,7 @@ class _Watch(CallObserver):
         self.listen_events: dict[str, asyncio.Event] = {}
         self.end_events: dict[str, asyncio.Event] = {}
         self.by_channel: dict[str, str] = {}
+        self.bridged: set[str] = set()
         self.started = asyncio.Event()
 
     def call_started(self, call_id: str, channel_id: str) -> None:
@@ -240,6 +241,10 @@ class _Watch(CallObserver):
 
     def transfer(self, call_id: str, target: str, status: str) -> None:
         self.transfers[call_id].append({"target": target, "status": status})
+        if status == "answered":
+            # Bridged to a person: the agent will not speak again, so no step waits for it.
+            self.bridged.add(call_id)
+            self.listen_events[call_id].set()
 
     def record(self, call_id: str, kind: str, data: dict[str, Any], urgent: bool) -> None:
         self.records[call_id].append({"kind": kind, "urgent": urgent, "data": data})
@@ -489,7 +494,8 @@ async def _one_call(
             mark = len(prompts)
             if ended.is_set():
                 break
-            listening.clear()
+            if call_id not in watch.bridged:
+                listening.clear()
             turn: dict[str, Any] = {"caller": None, "agent_prompts": [], "latency_ms": None}
             turns.append(turn)
             if step.kind in ("say", "audio"):
@@ -511,7 +517,8 @@ async def _one_call(
                 # A listen that began while the caller was still talking (the agent's answer to the
                 # first half of a sentence split by a pause) is not the agent's turn being over.
                 await asyncio.sleep(max(0.0, speech_end - loop.time()))
-                listening.clear()
+                if call_id not in watch.bridged:
+                    listening.clear()
             elif step.kind == "dtmf":
                 turn["caller"] = f"<dtmf {step.value}>"
                 await leg.send_dtmf(step.value)
