@@ -290,17 +290,27 @@ class CallerLine:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
-def speech_end_offset_s(ulaw: bytes, threshold_dbfs: float = -40.0) -> float:
-    """Seconds from the start of ``ulaw`` to the end of its last voiced 20 ms frame."""
+def _voiced_frames(ulaw: bytes, threshold_dbfs: float) -> list[int]:
     pcm = g711.ulaw_decode(ulaw).astype(np.float64)
     n = len(pcm) // 160
-    last = 0
-    for i in range(n):
-        frame = pcm[i * 160 : (i + 1) * 160]
-        rms = float(np.sqrt(np.mean(frame**2))) if len(frame) else 0.0
-        if 20 * np.log10(max(rms, 1e-9) / 32768) > threshold_dbfs:
-            last = i + 1
-    return last * FRAME_S
+    if n == 0:
+        return []
+    frames = pcm[: n * 160].reshape(n, 160)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    dbfs = 20 * np.log10(np.maximum(rms, 1e-9) / 32768)
+    return [int(i) for i in np.flatnonzero(dbfs > threshold_dbfs)]
+
+
+def speech_end_offset_s(ulaw: bytes, threshold_dbfs: float = -40.0) -> float:
+    """Seconds from the start of ``ulaw`` to the end of its last voiced 20 ms frame."""
+    voiced = _voiced_frames(ulaw, threshold_dbfs)
+    return (voiced[-1] + 1) * FRAME_S if voiced else 0.0
+
+
+def speech_start_offset_s(ulaw: bytes, threshold_dbfs: float = -40.0) -> float:
+    """Seconds from the start of ``ulaw`` to its first voiced 20 ms frame (0 when none)."""
+    voiced = _voiced_frames(ulaw, threshold_dbfs)
+    return voiced[0] * FRAME_S if voiced else 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,7 +586,10 @@ PHONE_TRANSCRIBE_S = 28.0
 
 
 async def _transcribe_heard(stt: Any, ulaw: bytes) -> str:
-    pcm = g711.ulaw_decode(ulaw[: int(PHONE_TRANSCRIBE_S * 8000)])
+    # From the first voiced frame: ringing time before the answer is silence, and a long silent
+    # lead-in makes Whisper call the window "no speech".
+    start = int(speech_start_offset_s(ulaw) * 8000)
+    pcm = g711.ulaw_decode(ulaw[start : start + int(PHONE_TRANSCRIBE_S * 8000)])
     if not len(pcm) or not np.any(pcm):
         return ""
     result = await stt.transcribe(pcm.astype("<i2").tobytes())

@@ -46,3 +46,17 @@ def test_the_clock_starts_at_the_given_time_and_runs() -> None:
     assert start <= first < clock()
     with pytest.raises(ValueError, match="UTC offset"):
         sim_clock(datetime(2026, 12, 1, 19, 30))
+
+
+def test_speech_offsets_find_the_voiced_part_of_a_recording() -> None:
+    import numpy as np
+
+    from agent.core import g711
+    from agent.pbxsim.simulate import speech_end_offset_s, speech_start_offset_s
+
+    silence = np.zeros(8000, dtype=np.int16)
+    tone = (8000 * np.sin(np.arange(4000) / 3)).astype(np.int16)
+    ulaw = g711.ulaw_encode(np.concatenate([silence, tone, silence]))
+    assert (speech_start_offset_s(ulaw), speech_end_offset_s(ulaw)) == (1.0, 1.5)
+    quiet = g711.ulaw_encode(silence)
+    assert (speech_start_offset_s(quiet), speech_end_offset_s(quiet)) == (0.0, 0.0)
