@@ -20,8 +20,10 @@ nlu-model: $(STAMP)  ## train the intent model when its data changed (reproducib
 demo: setup nlu-model  ## run one whole simulated call on embedded defaults and print the transcript
 	@$(PY) -m agent simulate agent/pbxsim/scripts/demo.yaml
 
+# Whole calls run in real time and mostly wait on audio, so test files run in 3 workers (one file
+# per worker: a file's session fixtures, such as a real Asterisk, stay in one process).
 test: setup nlu-model  ## run the whole test suite (the real-Asterisk tier runs when Asterisk is installed)
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q -n 3 --dist loadfile
 
 test-fast: setup  ## unit and adapter tests only
 	@$(PY) -m pytest -q -m "not slow and not e2e and not asterisk"
