@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.config import load_config
+from agent.config import Config, load_config
 from agent.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent / "medagent.toml.example"
@@ -24,6 +24,15 @@ def resolve_config_path(explicit: str | None) -> str | None:
     if explicit:
         return explicit
     return "medagent.toml" if Path("medagent.toml").exists() else None
+
+
+def config_for_command(args: argparse.Namespace) -> Config | None:
+    """The configuration a command runs with; ``None`` after printing the error (exit code 2)."""
+    try:
+        return load_config(resolve_config_path(args.config))
+    except ConfigError as exc:
+        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+        return None
 
 
 def run(args: argparse.Namespace) -> int:

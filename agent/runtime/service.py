@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Config, load_config
-from agent.configcmd import resolve_config_path
+from agent.configcmd import config_for_command
 from agent.errors import AriUnauthorized, ConfigError, MedAgentError
 from agent.log import configure_logging, get_logger
 
@@ -40,10 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(resolve_config_path(args.config))
-    except ConfigError as exc:
-        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+    cfg = config_for_command(args)
+    if cfg is None:
         return 2
     configure_logging(cfg.logging)
     try:

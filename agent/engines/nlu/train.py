@@ -16,7 +16,6 @@ import os
 import random
 import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,12 +23,11 @@ from typing import Any
 
 import yaml
 
-from agent.config import NluConfig, load_config
-from agent.configcmd import resolve_config_path
+from agent.config import NluConfig
+from agent.configcmd import config_for_command
 from agent.core.understanding import INTENTS
 from agent.engines.nlu import classifier
 from agent.engines.nlu.classifier import META_FILE, IntentClassifier
-from agent.errors import ConfigError
 from agent.log import get_logger
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -199,10 +197,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(resolve_config_path(args.config))
-    except ConfigError as exc:
-        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+    cfg = config_for_command(args)
+    if cfg is None:
         return 2
     nlu: NluConfig = cfg.nlu
     model_dir = args.model_dir or nlu.model_dir

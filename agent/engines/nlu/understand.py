@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.config import Config, load_config
-from agent.configcmd import resolve_config_path
-from agent.errors import ConfigError, EngineError
+from agent.config import Config
+from agent.configcmd import config_for_command
+from agent.errors import EngineError
 from agent.log import configure_logging
 
 
@@ -44,10 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from agent.engines.nlu.pipeline import Understander
 
-    try:
-        cfg = load_config(resolve_config_path(args.config))
-    except ConfigError as exc:
-        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+    cfg = config_for_command(args)
+    if cfg is None:
         return 2
     # Engines log as they load; the log goes to stderr so stdout stays pure JSON.
     configure_logging(cfg.logging)
