@@ -21,7 +21,11 @@ def main() -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
     only = [b for b in os.environ.get("BENCH_ONLY", "").split(",") if b]
     report: dict[str, object] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "quick": quick,
     }
     failed = False
