@@ -518,3 +518,12 @@ def test_the_tail_of_a_split_yes_to_a_read_back_is_not_taken_as_a_new_answer() -
     assert d.state.value == "anything_else"
     out = d.handle(heard("No, that's all.", yes_no=False))
     assert only(out, Hangup) and d.state is State.ENDED
+
+
+def test_a_free_text_answer_is_read_back_without_its_own_full_stop() -> None:
+    d = start()
+    identify(d, heard("i need a refill of lisinopril", "refill", medication="lisinopril"))
+    d.handle(heard("ten milligrams", dose={"amount": 10.0, "unit": "mg"}))
+    d.handle(heard("The corner pharmacy on Elm Street."))
+    out = d.handle(heard("about 3 days"))
+    assert "sent to The corner pharmacy on Elm Street. You have" in said(out), said(out)

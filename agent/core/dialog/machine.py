@@ -667,7 +667,8 @@ class Dialog:
         if slot in ("pharmacy", "since", "when", "complaint"):
             if not text:
                 return False
-            s[slot] = text
+            # Read back inside a sentence: the caller's own full stop would end it early.
+            s[slot] = text.rstrip(".!?,; ")
             return True
         if slot == "supply":
             n = slots.number_from(text)
