@@ -18,6 +18,11 @@ BENCHES = ["pacing", "stt", "tts", "nlu", "calls"]
 
 
 def main() -> int:
+    from agent.config import LoggingConfig
+    from agent.log import configure_logging
+
+    # stdout is the JSON report; the engines' log lines go to stderr.
+    configure_logging(LoggingConfig(level="warning", format="json"), stream=sys.stderr)
     quick = os.environ.get("BENCH_QUICK") == "1"
     only = [b for b in os.environ.get("BENCH_ONLY", "").split(",") if b]
     report: dict[str, object] = {
