@@ -582,18 +582,25 @@ async def _one_call(
 
 
 PHONE_TRANSCRIBE_S = 28.0
-"""Whisper reads one 30 s window: the start of what the phone heard (the summary comes first)."""
+"""How much of what a desk phone heard is transcribed (the summary comes first)."""
+PHONE_CHUNK_S = 10.0
+"""Transcribed in pieces: on a long synthetic-voice window Whisper's confidence can fall under the
+recogniser's rejection threshold and the whole window comes back empty."""
 
 
 async def _transcribe_heard(stt: Any, ulaw: bytes) -> str:
     # From the first voiced frame: ringing time before the answer is silence, and a long silent
     # lead-in makes Whisper call the window "no speech".
     start = int(speech_start_offset_s(ulaw) * 8000)
-    pcm = g711.ulaw_decode(ulaw[start : start + int(PHONE_TRANSCRIBE_S * 8000)])
-    if not len(pcm) or not np.any(pcm):
-        return ""
-    result = await stt.transcribe(pcm.astype("<i2").tobytes())
-    return str(result.text)
+    heard = ulaw[start : start + int(PHONE_TRANSCRIBE_S * 8000)]
+    texts = []
+    step = int(PHONE_CHUNK_S * 8000)
+    for i in range(0, len(heard), step):
+        pcm = g711.ulaw_decode(heard[i : i + step])
+        if len(pcm) and np.any(pcm):
+            result = await stt.transcribe(pcm.astype("<i2").tobytes())
+            texts.append(str(result.text))
+    return " ".join(t for t in texts if t)
 
 
 async def _wait_either(a: asyncio.Event, b: asyncio.Event, timeout_s: float) -> None:
