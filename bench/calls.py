@@ -200,9 +200,17 @@ def check_call(
     if "clinician_heard" in expect:
         heard = [p["heard"] or "" for p in out.get("phones", []) if p["answered"]]
         words = heard[0].lower() if heard else ""
+        # What the desk phone heard is our espeak voice transcribed by tiny.en, which mangles
+        # single words ("fever" came back as other words once in five runs): ask for most of the
+        # expected phrases, not every one; the exact summary text is checked from the agent side.
+        missing = [t for t in expect["clinician_heard"] if t.lower() not in words]
+        if len(missing) * 2 > len(expect["clinician_heard"]):
+            problems.append(f"the clinician did not hear {missing!r}: {words!r}")
+        said = [p for turn in report["turns"] for p in turn["agent_prompts"]]
+        summary = next((p.lower() for p in said if "answering assistant" in p.lower()), "")
         for text in expect["clinician_heard"]:
-            if text.lower() not in words:
-                problems.append(f"the clinician did not hear {text!r}: {words!r}")
+            if text.lower() not in summary:
+                problems.append(f"the clinician summary does not say {text!r}: {summary!r}")
         # The summary comes first: the patient is bridged only after it.
         if words and not any(w in " ".join(words.split()[:12]) for w in ("patient", "calling")):
             problems.append(f"the clinician's first words were not the summary: {words!r}")
