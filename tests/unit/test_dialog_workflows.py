@@ -364,6 +364,9 @@ def test_unknown_caller_asking_to_book_is_offered_a_new_patient_request() -> Non
 def test_routine_symptoms_become_a_structured_nurse_message_with_approved_self_care() -> None:
     d = start()
     out = d.handle(heard("i have had a sore throat for a while", "symptoms"))
+    assert "chest pain, trouble breathing" in said(out) and isinstance(out[-1], Listen)
+    assert out[-1].expect == "yes_no"
+    out = d.handle(heard("no", yes_no=False))
     assert "when did it start" in said(out).lower()
     d.handle(heard("since monday"))
     out = d.handle(heard("maybe a four"))
@@ -527,3 +530,22 @@ def test_a_free_text_answer_is_read_back_without_its_own_full_stop() -> None:
     d.handle(heard("The corner pharmacy on Elm Street."))
     out = d.handle(heard("about 3 days"))
     assert "sent to The corner pharmacy on Elm Street. You have" in said(out), said(out)
+
+
+def test_yes_to_the_emergency_screening_question_gives_911_at_once() -> None:
+    """A red flag the recogniser misheard ("I think it twice this morning") is caught by asking."""
+    d = start()
+    d.handle(heard("i have been feeling really strange all morning", "symptoms"))
+    out = d.handle(heard("yes", yes_no=True))
+    first = out[0]
+    assert isinstance(first, Say) and "9 1 1" in first.text and first.barge_in is False
+    rec = only(out, SaveRecord)
+    assert rec.kind == "emergency" and "screening_yes" in rec.data["red_flags"]
+    assert not any(isinstance(c, SaveRecord) and c.kind == "message" for c in out)
+
+
+def test_unclear_answer_to_the_screening_question_is_asked_again() -> None:
+    d = start()
+    d.handle(heard("my knee has been sore since last week", "symptoms"))
+    out = d.handle(heard("well it depends"))
+    assert "chest pain, trouble breathing" in said(out) or "yes or no" in said(out).lower()

@@ -62,7 +62,7 @@ from agent.core.dialog.commands import (
     Transfer,
     TransferEnded,
 )
-from agent.core.understanding import Entity, Understanding
+from agent.core.understanding import Entity, RedFlag, Understanding
 
 
 class State(Enum):
@@ -545,10 +545,12 @@ class Dialog:
                     *self._ask("phone", "ask_phone"),
                 ]
             return self._confirm(prompts.confirm_callback(slots.spoken_digits(s["phone"])))
-        # symptoms: a structured message for the nurse line
+        # symptoms: a structured message for the nurse line, after one screening question for
+        # emergency signs (a red flag the recogniser misheard must not end up in a queue)
         if "complaint" not in s:
             return self._ask("complaint", "ask_complaint")
         for slot, key in (
+            ("screen", "ask_screen"),
             ("since", "ask_since"),
             ("severity", "ask_severity"),
             ("phone", "ask_phone"),
@@ -575,7 +577,7 @@ class Dialog:
         else:
             assert key is not None
             self.question = [Say(prompts.STATIC[key], key)]
-        return [*self.question, self._listen()]
+        return [*self.question, self._listen("yes_no" if slot == "screen" else "open")]
 
     def _confirm(self, text: str) -> list[Command]:
         self.state = State.CONFIRM
@@ -597,6 +599,14 @@ class Dialog:
         self._harvest(u)
         if self._fill(t.asking, u):
             self.reprompts = 0
+            if t.asking == "screen" and t.slots["screen"] is True:
+                # Yes to the emergency screening question: the emergency path, at once.
+                flag = RedFlag(
+                    "screening_yes", "emergency", "Yes to the emergency screening question", u.text
+                )
+                return self._emergency(
+                    replace(u, red_flags=[flag, *u.red_flags], urgency="emergency")
+                )
             return self._advance()
         if t.asking == "slot":
             if slots.has_preference(u):
@@ -676,6 +686,12 @@ class Dialog:
                 n = 0
             s["supply"] = text
             s["days_left"] = n
+            return True
+        if slot == "screen":
+            answer = _yes_no(u)
+            if answer is None:
+                return False
+            s["screen"] = answer
             return True
         if slot == "severity":
             n = slots.number_from(text)

@@ -49,6 +49,10 @@ STATIC: dict[str, str] = {
     "ask_pharmacy": "Which pharmacy should it go to? Please say the name and the street or town.",
     "ask_supply": "How many days of medicine do you have left?",
     "ask_complaint": "Please tell me briefly what's going on.",
+    "ask_screen": (
+        "One safety question first. Right now, do you have chest pain, trouble breathing, "
+        "heavy bleeding, or sudden weakness on one side? Please say yes or no."
+    ),
     "ask_since": "When did it start?",
     "ask_severity": "On a scale from 1 to 10, how bad is it?",
     "ask_phone": "What's the best number to call you back? You can say this number.",
