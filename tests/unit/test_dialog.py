@@ -313,6 +313,7 @@ _ANSWERS = {
     "pharmacy": ("the cvs", None),
     "supply": ("three days", None),
     "complaint": ("a sore throat", None),
+    "screen": ("no", Entity("yes_no", "no", False)),
     "since": ("since monday", None),
     "severity": ("four", None),
     "phone": ("this number", None),
