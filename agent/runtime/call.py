@@ -36,7 +36,7 @@ from agent.adapters.ari.models import (
     StasisEnd,
 )
 from agent.adapters.media import PortPool, RtpSession
-from agent.config import Config
+from agent.config import Config, TransferConfig
 from agent.core import g711
 from agent.core.dialog.commands import (
     BookSlot,
@@ -80,6 +80,16 @@ supervisor never mistakes their StasisStart for a new call."""
 FRAME_S = 0.020
 STREAM_GAP_S = 0.2
 """No inbound frame for this long: the stream paused; count the gap as silence."""
+
+
+async def hand_to_fallback(ari: AriClient, channel_id: str, t: TransferConfig, reason: str) -> None:
+    """Continue a caller in the dialplan fallback (front desk, then voicemail), saying why in
+    ``MEDAGENT_REASON``. The reason is best effort; the continue is not."""
+    with contextlib.suppress(AriError):
+        await ari.set_variable(channel_id, "MEDAGENT_REASON", reason)
+    await ari.continue_in_dialplan(
+        channel_id, t.fallback_context, t.fallback_extension, t.fallback_priority
+    )
 
 
 class CallerGone(Exception):
@@ -448,11 +458,7 @@ class CallSession:
 
     async def _hand_back(self, reason: str) -> None:
         t = self.cfg.transfer
-        with contextlib.suppress(AriError):
-            await self.ari.set_variable(self.channel.id, "MEDAGENT_REASON", reason)
-        await self.ari.continue_in_dialplan(
-            self.channel.id, t.fallback_context, t.fallback_extension, t.fallback_priority
-        )
+        await hand_to_fallback(self.ari, self.channel.id, t, reason)
         self._handed_back = True
         self.outcome = f"handed_back:{reason}"
         log.info("call handed back to the dialplan", reason=reason, context=t.fallback_context)

@@ -22,7 +22,7 @@ from agent.adapters.media import PortPool
 from agent.config import Config
 from agent.errors import AriError
 from agent.log import get_logger
-from agent.runtime.call import OUR_CHANNEL_PREFIX, CallSession
+from agent.runtime.call import OUR_CHANNEL_PREFIX, CallSession, hand_to_fallback
 from agent.runtime.engines import Engines
 from agent.runtime.hooks import CallObserver, MemoryRecords, Records
 from agent.runtime.services import CallServices
@@ -166,11 +166,7 @@ class Supervisor:
             # waits on; left unanswered, that Dial times out and rings the front desk a second time.
             with contextlib.suppress(AriError):
                 await self.ari.answer(channel_id)
-            with contextlib.suppress(AriError):
-                await self.ari.set_variable(channel_id, "MEDAGENT_REASON", "capacity")
-            await self.ari.continue_in_dialplan(
-                channel_id, t.fallback_context, t.fallback_extension, t.fallback_priority
-            )
+            await hand_to_fallback(self.ari, channel_id, t, "capacity")
         except AriError as exc:
             log.error("could not hand an over-capacity call back", error=str(exc))
 
@@ -267,11 +263,7 @@ class Supervisor:
                 if cid.startswith(OUR_CHANNEL_PREFIX):
                     await self.ari.hangup(cid)
                     continue
-                with contextlib.suppress(AriError):
-                    await self.ari.set_variable(cid, "MEDAGENT_REASON", "agent-restart")
-                await self.ari.continue_in_dialplan(
-                    cid, t.fallback_context, t.fallback_extension, t.fallback_priority
-                )
+                await hand_to_fallback(self.ari, cid, t, "agent-restart")
                 self.fallbacks += 1
                 if self.observer is not None:
                     self.observer.fallback("agent_restart")
