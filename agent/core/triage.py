@@ -300,20 +300,56 @@ def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
 
 
 def _phrase_regex(phrase: str, *, file: str, where: str) -> str:
+    """The regex of one phrase: its words as written, or with one of its long words misheard.
+
+    Speech to text often gets one word of a phrase a letter wrong ("passing cloth", "severe
+    bleating"). A phrase of two or more words therefore also matches when exactly one of its words
+    of ``_SOUND_ALIKE_MIN`` letters or more is one edit away (a letter changed, added or dropped)
+    and every other word is as written. One-word phrases and ``word*`` prefixes stay exact: on
+    their own, one-edit neighbours of a single word are too often other words ("bleed"/"breed").
+    """
     tokens = phrase.lower().split()
     if not tokens or tokens[0] == "*" or tokens[-1] == "*":
         raise ConfigError(f"phrase {phrase!r} must start and end with a word", file=file, key=where)
-    out: list[str] = []
+    pieces: list[tuple[str, str | None]] = []  # (exact regex, sound-alike regex or None)
     for token in tokens:
         if token == "*":
-            out.append(f"(?:\\S+ ){{0,{_WILDCARD_WORDS}}}")
+            pieces.append((f"(?:\\S+ ){{0,{_WILDCARD_WORDS}}}", None))
             continue
         words = fold(token.rstrip("*")).text.split()
         if not words:
             raise ConfigError(f"phrase {phrase!r} has an empty word", file=file, key=where)
-        piece = " ".join(re.escape(w) for w in words)
-        out.append(piece + ("\\S*" if token.endswith("*") else "") + " ")
-    return "".join(out)[:-1]
+        prefix = token.endswith("*")
+        for i, w in enumerate(words):
+            last = i == len(words) - 1
+            exact = re.escape(w) + ("\\S*" if prefix and last else "") + " "
+            fuzzy = None if (prefix and last) else _one_edit_regex(w)
+            pieces.append((exact, None if fuzzy is None else fuzzy + " "))
+    real_words = sum(1 for p in pieces if not p[0].startswith("(?:"))
+    variants = ["".join(exact for exact, _ in pieces)[:-1]]
+    if real_words >= 2:
+        for k, (_, fuzzy) in enumerate(pieces):
+            if fuzzy is not None:
+                variants.append(
+                    "".join(fuzzy if j == k else exact for j, (exact, _) in enumerate(pieces))[:-1]
+                )
+    return variants[0] if len(variants) == 1 else "(?:" + "|".join(variants) + ")"
+
+
+_SOUND_ALIKE_MIN = 5
+"""Shortest word of a phrase that may be matched one edit away (shorter words are too close to
+other words: "pain"/"rain", "arm"/"art")."""
+
+
+def _one_edit_regex(word: str) -> str | None:
+    """A regex for the words one edit away from ``word`` (not ``word`` itself), or ``None`` when
+    ``word`` is short or not plain letters."""
+    if len(word) < _SOUND_ALIKE_MIN or not word.isalpha() or not word.isascii():
+        return None
+    alts = {word[:i] + "[a-z]" + word[i + 1 :] for i in range(len(word))}  # a letter changed
+    alts |= {word[:i] + "[a-z]" + word[i:] for i in range(len(word) + 1)}  # a letter added
+    alts |= {word[:i] + word[i + 1 :] for i in range(len(word))}  # a letter dropped
+    return "(?:" + "|".join(sorted(alts)) + ")"
 
 
 def _checked_pattern(pattern: str, *, file: str, where: str) -> str:

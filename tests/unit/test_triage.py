@@ -524,6 +524,31 @@ def test_phrase_syntax_wildcards() -> None:
     assert flag_ids(t, "dolor de pecho", "en") == {"chest_pain"}
 
 
+def test_phrase_words_heard_one_letter_wrong() -> None:
+    t = load_text(
+        GOOD.replace('"chest pain"', '"passing clots", "severe bleeding", "bleed*", "stroke"')
+    )
+    # One long word of a multi-word phrase, one letter changed, added or dropped.
+    assert flag_ids(t, "im pregnant and passing cloth") == {"chest_pain"}
+    assert flag_ids(t, "severe bleeting from the cut") == {"chest_pain"}
+    assert flag_ids(t, "severe bleding") == {"chest_pain"}
+    # Two edits, or a word misheard outside a phrase, or a short word: no match.
+    assert flag_ids(t, "passing close") == set()
+    assert flag_ids(t, "cloths") == set()
+    assert flag_ids(t, "I had a strike") == set()  # one-word phrases stay exact
+    assert flag_ids(t, "it keeps breeding") == set()  # so do prefixes
+    # Both words wrong is not the phrase; neither is a negated sound-alike.
+    assert flag_ids(t, "sever bleeting") == set()
+    assert flag_ids(t, "no severe bleeting") == set()
+
+
+def test_every_pack_together_keeps_routine_requests_quiet() -> None:
+    # The sound-alike variants multiply with the packs: all of them at once, on routine requests.
+    everything = Triage.load(sorted(p.stem for p in PACK_DIR.glob("*.toml") if p.stem != "base"))
+    flagged = [t for t in ROUTINE_REQUESTS if everything.assess(t)]
+    assert len(flagged) / len(ROUTINE_REQUESTS) <= 0.05, flagged
+
+
 def test_load_from_directory(tmp_path: Path) -> None:
     (tmp_path / "base.toml").write_text(GOOD)
     t = Triage.load([], directory=tmp_path)
