@@ -424,6 +424,22 @@ def test_routine_over_triage_at_most_5_percent(triage: Triage) -> None:
     assert len(flagged) / len(ROUTINE_REQUESTS) <= 0.05, flagged
 
 
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (
+            "my cut is getting more infected and the red is spreading up my arm",
+            "worsening_infection",
+        ),
+        ("the redness keeps spreading past the line", "worsening_infection"),
+        ("I started the antibiotic and now I'm covered in welts", "medication_reaction"),
+        ("since I started the new pills I broke out all over", "medication_reaction"),
+    ],
+)
+def test_signs_described_rather_than_named(triage: Triage, text: str, rule: str) -> None:
+    assert rule in flag_ids(triage, text)
+
+
 def test_urgency_levels(triage: Triage) -> None:
     assert Triage.urgency([]) == "routine"
     assert Triage.urgency(triage.assess("I have a fever and a rash")) == "urgent"
