@@ -52,12 +52,31 @@ class CallerVoice:
     espeak_voice: str = ""
     rate_wpm: int = 160
     description: str = ""
+    pitch: float = 1.0
+    """Piper: the speech is rendered ``pitch`` times slower and played back ``pitch`` times faster,
+    so the voice and its formants rise by that factor (a shorter vocal tract, like a different
+    speaker) while the speaking rate stays ``rate_wpm``. One natural voice model gives several
+    callers; below 1 the voice is deeper."""
 
 
 VOICES: dict[str, CallerVoice] = {
     v.name: v
     for v in (
         CallerVoice("joe", "piper", "en", rate_wpm=160, description="Piper en_US joe, natural"),
+        CallerVoice(
+            "joe-high", "piper", "en", rate_wpm=165, pitch=1.25, description="Piper joe, higher"
+        ),
+        CallerVoice(
+            "joe-slow",
+            "piper",
+            "en",
+            rate_wpm=115,
+            pitch=0.88,
+            description="Piper joe, slow and deeper (an older caller's pace)",
+        ),
+        CallerVoice(
+            "joe-fast", "piper", "en", rate_wpm=205, pitch=1.1, description="Piper joe, hurried"
+        ),
         CallerVoice("us-male", "espeak", "en", "en-us", 165, "espeak-ng US English, male"),
         CallerVoice("us-female", "espeak", "en", "en-us+f3", 165, "espeak-ng US English, female"),
         CallerVoice("gb-male", "espeak", "en", "en-gb+m3", 160, "espeak-ng British English"),
@@ -98,8 +117,11 @@ def _engine(voice: CallerVoice) -> EspeakTts | PiperTts:
     with _engines_lock:
         engine = _engines.get(voice.name)
         if engine is None:
+            # Rendered at rate/pitch: played back pitch times faster it is rate again.
             cfg = dataclasses.replace(
-                TtsConfig(), voice=voice.espeak_voice, rate_wpm=voice.rate_wpm
+                TtsConfig(),
+                voice=voice.espeak_voice,
+                rate_wpm=round(voice.rate_wpm / voice.pitch),
             )
             engine = (
                 PiperTts(cfg, deterministic=True)
@@ -160,6 +182,7 @@ def synthesize_caller(
         snr_db = level_dbfs - noise_db
     spec = caller_voice(voice)
     samples, rate = _engine(spec).synthesize_samples(text)
+    rate = round(rate * spec.pitch)  # the same samples, played faster (or slower)
     return float_to_ulaw(
         telephone_channel(
             samples, rate, snr_db=snr_db, hum_db=hum_db, seed=seed, level_dbfs=level_dbfs

@@ -358,3 +358,32 @@ def test_piper_caller_is_repeatable() -> None:
     a = synthesize_caller(SENTENCE, "joe", noise_db=-45, seed=2)
     assert a == synthesize_caller(SENTENCE, "joe", noise_db=-45, seed=2)
     assert 14 / 4.5 < len(a) / 8000 < 14 / 1.8
+
+
+def _median_pitch_hz(ulaw: bytes) -> float:
+    """Median fundamental of the voiced 40 ms frames (autocorrelation peak in 60-400 Hz)."""
+    x = ulaw_to_float(ulaw).astype(np.float64)
+    loud = 0.3 * np.max(np.abs(x))
+    found = []
+    for start in range(0, len(x) - 320, 320):
+        frame = x[start : start + 320]
+        if np.max(np.abs(frame)) < loud:
+            continue
+        ac = np.correlate(frame, frame, "full")[319:]
+        lo, hi = 8000 // 400, 8000 // 60
+        found.append(8000 / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(found))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_PIPER, reason=NO_PIPER)
+def test_piper_caller_variants_differ_in_pitch_and_pace() -> None:
+    joe = synthesize_caller(SENTENCE, "joe", noise_db=-45, seed=2)
+    high = synthesize_caller(SENTENCE, "joe-high", noise_db=-45, seed=2)
+    slow = synthesize_caller(SENTENCE, "joe-slow", noise_db=-45, seed=2)
+    assert _median_pitch_hz(high) > 1.15 * _median_pitch_hz(joe)
+    assert _median_pitch_hz(slow) < 0.95 * _median_pitch_hz(joe)
+    # Pitch is not pace: the higher voice speaks at about joe's rate, the slow one slower.
+    assert 0.8 < len(high) / len(joe) < 1.15
+    assert len(slow) > 1.15 * len(joe)
+    assert {"joe-high", "joe-slow", "joe-fast"} <= set(available_voices())
