@@ -134,6 +134,17 @@ CASES = [
         "my baby has a fever",
     ),
     Case(
+        "worst_pain_ever",
+        (
+            "the worst pain of my life started an hour ago",
+            "worst back pain i've ever had came on suddenly",
+            "i have never had pain like this",
+        ),
+        ("es el peor dolor de mi vida", "nunca habia tenido un dolor asi"),
+        "not the worst pain ever just sore",
+        "my mother says it is the worst pain of her life",
+    ),
+    Case(
         "severe_abdominal_pain",
         (
             "I have severe stomach pain",
