@@ -188,12 +188,17 @@ class SttConfig:
     vocabulary: list[str] = field(default_factory=list)
     """Extra domain words for the initial prompt (provider and medication names are added)."""
     short_window: Literal["never", "short_answers", "always"] = "short_answers"
-    """When to encode only the utterance plus padding instead of Whisper's full 30 s window
-    (5-10x faster; falls back to the full window when the result looks wrong). ``short_answers``:
-    only when the dialog expects yes/no or a digit, because on open sentences it lost words
-    (a drug name among them) that the full window kept — see bench/stt.py."""
+    """When to encode only the utterance plus ``short_window_pad_s`` of silence instead of a
+    longer window (5-10x faster; falls back to the full window when the result looks wrong).
+    ``short_answers``: when the dialog expects yes/no or a digit; other turns use the open window.
+    ``always``: every turn (on open sentences it lost words, a drug name among them, that longer
+    windows kept). ``never``: Whisper's full 30 s window for every turn."""
     short_window_pad_s: float = 3.0
     """Silence kept after the speech in the short window; less makes the decoder loop."""
+    open_window_s: float = 10.0
+    """Encoder window of open turns: the utterance and at least ``short_window_pad_s`` of silence,
+    padded to this many seconds. 30: Whisper's full window. On the dev set in the natural voice,
+    10 s kept the full window's emergency recall at about a third of its time (bench/stt.py)."""
     compression_ratio_threshold: float = 2.4
     """Text that zlib compresses better than this is a repetition loop, not speech."""
     min_voiced_ms: int = 100

