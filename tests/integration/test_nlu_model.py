@@ -98,3 +98,36 @@ def test_a_synthetic_phone_call_is_understood(model_dir: str, tmp_path: Path) ->
     result = json.loads(line)
     assert result["intent"] == "cancel"
     assert "cancel" in result["transcript"].lower()
+
+
+def test_emergencies_spoken_over_the_phone_line_are_recalled(model_dir: str) -> None:
+    """The whole chain on audio: a spread of the dev set's English emergencies, each spoken by one
+    of the natural voices over the modelled line, transcribed by the real Whisper with the call's
+    prompt and the default windows, understood with Whisper's alternatives. Every one must come
+    out an emergency (the figure on all of them is in the README, from ``medagent eval --audio``)."""
+    from agent.core.g711 import ulaw_decode
+    from agent.engines import stt, telephone
+    from agent.engines.nlu.evaluate import spread
+    from agent.engines.nlu.understand import stt_prompt
+
+    natural = [
+        v for v in ("joe", "joe-high", "joe-slow", "joe-fast") if v in telephone.available_voices()
+    ]
+    if not natural:
+        pytest.skip("the Piper voice is not installed")
+    cfg = dataclasses.replace(Config(), nlu=NluConfig(model_dir=model_dir))
+    understander = Understander.from_config(cfg)
+    transcriber = stt.build_transcriber(cfg.stt)
+    prompt = stt_prompt(cfg)
+    emergencies = [i for i in load_set() if i.lang == "en" and i.urgency == "emergency"]
+    missed = []
+    for n, item in enumerate(spread(emergencies, 16)):
+        voice = natural[n % len(natural)]
+        ulaw = telephone.synthesize_caller(item.text, voice, noise_db=-45, seed=n)
+        heard = transcriber.transcribe(ulaw_decode(ulaw).tobytes(), prompt=prompt)
+        result = understander.understand(
+            heard.text, now=NOW, transcript=heard.text, alternatives=heard.alternatives
+        )
+        if result.urgency != "emergency":
+            missed.append((voice, item.text, heard.text))
+    assert not missed
