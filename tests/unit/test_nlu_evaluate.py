@@ -74,6 +74,25 @@ def test_an_emergency_rated_urgent_is_a_miss() -> None:
     assert "emergency_recall 0.000 (target >= 1.0)" in r.failures()
 
 
+def test_safety_net_counts_emergencies_the_dialog_cannot_file_as_routine() -> None:
+    def heard(intent: str, urgency: str, confidence: float) -> Understanding:
+        return Understanding("t", "en", intent, confidence, urgency, [])  # type: ignore[arg-type]
+
+    emergency = item("symptoms", "emergency", ("unconscious",))
+    results = [
+        heard("symptoms", "emergency", 0.9),  # flagged: 911
+        heard("symptoms", "urgent", 0.9),  # a clinician at once
+        heard("symptoms", "routine", 0.9),  # the screening question comes first
+        heard("billing", "routine", 0.3),  # too unsure: asked again
+        heard("refill", "routine", 0.8),  # filed as a refill: the net failed
+    ]
+    r = score([emergency] * 5, results, min_confidence=0.5)
+    assert r.urgency_recall["emergency"] == pytest.approx(1 / 5)
+    assert r.emergency_safety_net == pytest.approx(4 / 5)
+    assert r.to_json()["emergency_safety_net"] == 0.8
+    assert score([item("refill")], [result("refill")]).emergency_safety_net == 1.0
+
+
 def test_score_needs_one_result_per_item() -> None:
     with pytest.raises(ValueError, match="2 items but 1 results"):
         score([item("refill"), item("cancel")], [result("refill")])

@@ -51,8 +51,8 @@ STATIC: dict[str, str] = {
     "ask_complaint": "Please tell me briefly what's going on.",
     "ask_screen": (
         "One safety question first. Right now, is anyone having chest pain, trouble breathing, "
-        "heavy bleeding, sudden weakness on one side, fainting, a seizure, a swelling throat, "
-        "or an overdose? Please say yes or no."
+        "heavy bleeding, sudden weakness on one side or trouble speaking, fainting, a seizure, "
+        "a swelling throat, or an overdose? Please say yes or no."
     ),
     "ask_since": "When did it start?",
     "ask_severity": "On a scale from 1 to 10, how bad is it?",

@@ -110,6 +110,11 @@ class Report:
     accuracy_by_note: dict[str, float]
     misses: list[dict[str, Any]] = field(default_factory=list)
     """Items we got wrong (intent or urgency). Dev-set text only, never callers' words."""
+    emergency_safety_net: float = 1.0
+    """Share of the emergencies that the dialog cannot file as routine business: flagged (911 or a
+    clinician at once), or a symptom call (which gets the emergency screening question first), or too
+    unsure to act on (the caller is asked again). Per-utterance recall may miss a misheard red
+    flag; this is what the call does with the miss."""
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -135,6 +140,7 @@ class Report:
             **{k: round(v, 4) for k, v in self.metrics().items()},
             "urgency_recall": _rounded(self.urgency_recall),
             "red_flag_recall": round(self.red_flag_recall, 4),
+            "emergency_safety_net": round(self.emergency_safety_net, 4),
             "accuracy_by_lang": _rounded(self.accuracy_by_lang),
             "accuracy_by_note": _rounded(self.accuracy_by_note),
             "confusion": self.confusion,
@@ -143,7 +149,10 @@ class Report:
         }
 
 
-def score(items: Sequence[DevItem], results: Sequence[Understanding]) -> Report:
+def score(
+    items: Sequence[DevItem], results: Sequence[Understanding], *, min_confidence: float = 0.5
+) -> Report:
+    """``min_confidence``: the dialog's ``nlu.min_confidence`` (below it a turn is asked again)."""
     if len(items) != len(results):
         raise ValueError(f"{len(items)} items but {len(results)} results")
     confusion: dict[str, dict[str, int]] = {g: dict.fromkeys(INTENTS, 0) for g in INTENTS}
@@ -152,7 +161,14 @@ def score(items: Sequence[DevItem], results: Sequence[Understanding]) -> Report:
     by_note: dict[str, list[bool]] = defaultdict(list)
     flags_found = flags_total = 0
     misses = []
+    netted: list[bool] = []
     for item, result in zip(items, results, strict=True):
+        if item.urgency == "emergency":
+            netted.append(
+                result.urgency != "routine"
+                or result.intent == "symptoms"
+                or result.confidence < min_confidence
+            )
         confusion[item.intent][result.intent] += 1
         right = item.intent == result.intent
         by_lang[item.lang].append(right)
@@ -188,6 +204,7 @@ def score(items: Sequence[DevItem], results: Sequence[Understanding]) -> Report:
         accuracy_by_lang={k: _share(v) for k, v in sorted(by_lang.items())},
         accuracy_by_note={k: _share(v) for k, v in sorted(by_note.items())},
         misses=misses,
+        emergency_safety_net=_share(netted) if netted else 1.0,
     )
 
 
@@ -233,6 +250,7 @@ def format_report(report: Report, *, title: str = "text") -> str:
         mark = "ok" if (value >= bound if op == ">=" else value <= bound) else "MISSED"
         lines.append(f"{name:<22} {value:7.3f}   target {op} {bound:<5} {mark}")
     lines.append(f"{'red_flag_recall':<22} {report.red_flag_recall:7.3f}")
+    lines.append(f"{'emergency_safety_net':<22} {report.emergency_safety_net:7.3f}")
     for u, v in report.urgency_recall.items():
         lines.append(f"recall[{u}]{'':<{13 - len(u)}} {v:7.3f}")
     for k, v in report.accuracy_by_lang.items():
@@ -308,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     results = [understander.understand(i.text, now=now) for i in items]
-    report = score(items, results)
+    report = score(items, results, min_confidence=cfg.nlu.min_confidence)
     out: dict[str, Any] = {"text": report.to_json()}
     out["text"]["ms_per_utterance"] = round(
         1000 * (time.perf_counter() - started) / max(len(items), 1), 3
@@ -337,6 +355,7 @@ def run(args: argparse.Namespace) -> int:
                     f"== audio voice={voice}: n={result['n']} wer={result['wer']:.3f} "
                     f"intent_accuracy={result['intent_accuracy']:.3f} "
                     f"emergency_recall={result['emergency_recall']:.3f} "
+                    f"emergency_safety_net={result['emergency_safety_net']:.3f} "
                     f"stt_s_per_utterance={result['stt_s_per_utterance']:.2f}"
                 )
     out["failures"] = failures
@@ -383,12 +402,13 @@ def _audio_eval(
                     heard, now=now, transcript=heard, alternatives=transcript.alternatives
                 )
             )
-        report = score(items, results)
+        report = score(items, results, min_confidence=cfg.nlu.min_confidence)
         per_voice[voice] = {
             "n": report.n,
             "wer": edits / words if words else 0.0,
             **report.metrics(),
             "red_flag_recall": report.red_flag_recall,
+            "emergency_safety_net": report.emergency_safety_net,
             "stt_s_per_utterance": stt_s / max(len(items), 1),
             # Synthetic speech of dev-set sentences: no caller's words are printed.
             "misses": [
