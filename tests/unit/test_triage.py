@@ -445,6 +445,9 @@ def test_routine_over_triage_at_most_5_percent(triage: Triage) -> None:
         ("the redness keeps spreading past the line", "worsening_infection"),
         ("I started the antibiotic and now I'm covered in welts", "medication_reaction"),
         ("since I started the new pills I broke out all over", "medication_reaction"),
+        ("my dad's face looks lopsided", "stroke"),
+        ("all of a sudden she can't talk right", "stroke"),
+        ("the bite is hot, swollen and leaking", "worsening_infection"),
     ],
 )
 def test_signs_described_rather_than_named(triage: Triage, text: str, rule: str) -> None:
