@@ -510,6 +510,28 @@ def test_the_recognisers_other_hypotheses_of_the_name_go_with_the_lookup() -> No
     assert lookup.other_names == ("Robert Chen", "Proper Chance")
 
 
+def test_a_name_is_taken_from_another_hypothesis_when_the_best_one_is_not_a_name() -> None:
+    # A rare name's best hypothesis may be one made-up word ("Faramiller." for "Sarah Miller.").
+    d = start()
+    d.handle(heard("i need a refill", "refill"))
+    u = Understanding(
+        "Faramiller.",
+        "en",
+        "message",
+        0.2,
+        "routine",
+        alternatives=("Feremiller.", "Fara Miller.", "Sara Miller."),
+    )
+    out = d.handle(Heard(NOW, u))
+    assert "date of birth" in said(out)
+    assert d.identity["name"] == "Fara Miller" and d.other_names == ("Sara Miller",)
+    # Nothing name-like anywhere: asked again.
+    d = start()
+    d.handle(heard("i need a refill", "refill"))
+    u = Understanding("Hmm.", "en", "message", 0.2, "routine", alternatives=("Um.", "Hm"))
+    assert "first and last name" in said(d.handle(Heard(NOW, u)))
+
+
 def test_the_tail_of_a_split_yes_to_a_read_back_is_not_taken_as_a_new_answer() -> None:
     # "Yes, <pause> that's correct." reaches the dialog as two utterances.
     d = start()

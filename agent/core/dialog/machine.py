@@ -634,11 +634,10 @@ class Dialog:
         if slot in self.identity or slot in s:
             return True  # harvested from this same utterance
         if slot == "name":
-            name = slots.name_from(u)
-            if name:
-                self.identity["name"] = name
-                self.other_names = slots.other_names_from(u, name)
-            return name is not None
+            names = slots.names_from(u)
+            if names:
+                self.identity["name"], self.other_names = names[0], names[1:]
+            return bool(names)
         if slot == "dob":
             return "dob" in self.identity
         if slot == "provider":
@@ -719,7 +718,9 @@ class Dialog:
         person = u.entity("person")
         if person is not None and "name" not in self.identity and isinstance(person.value, str):
             self.identity["name"] = person.value
-            self.other_names = slots.other_names_from(u, person.value)
+            self.other_names = tuple(
+                n for n in slots.names_from(u) if n.casefold() != person.value.casefold()
+            )
         if t.kind in ("schedule", "new_patient", "reschedule"):
             provider = self._provider_in(u)
             if provider is not None and t.kind == "schedule":

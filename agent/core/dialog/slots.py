@@ -188,13 +188,18 @@ def name_from(u: Understanding) -> str | None:
     return " ".join(p.capitalize() for p in parts)
 
 
-def other_names_from(u: Understanding, name: str) -> tuple[str, ...]:
-    """The name as the recogniser's other hypotheses heard it, without ``name`` itself."""
+def names_from(u: Understanding) -> tuple[str, ...]:
+    """Every name the answer may hold, best first: ``name_from`` on the recogniser's best
+    hypothesis, then on each of its other hypotheses. The best hypothesis of a rare name is often
+    not a name at all ("Faramiller." for "Sarah Miller."), while an other one is."""
     out: list[str] = []
-    for alt in u.alternatives:
-        other = name_from(Understanding(alt, u.lang, u.intent, u.confidence, u.urgency))
-        if other and other.casefold() != name.casefold() and other not in out:
-            out.append(other)
+    for text in (u.text, *u.alternatives):
+        heard = (
+            u if text is u.text else Understanding(text, u.lang, u.intent, u.confidence, u.urgency)
+        )
+        name = name_from(heard)
+        if name and name.casefold() not in {n.casefold() for n in out}:
+            out.append(name)
     return tuple(out)
 
 
