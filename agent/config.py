@@ -196,9 +196,9 @@ class SttConfig:
     short_window_pad_s: float = 3.0
     """Silence kept after the speech in the short window; less makes the decoder loop."""
     open_window_s: float = 10.0
-    """Encoder window of open turns: the utterance and at least ``short_window_pad_s`` of silence,
-    padded to this many seconds. 30: Whisper's full window. On the dev set in the natural voice,
-    10 s kept the full window's emergency recall at about a third of its time (bench/stt.py)."""
+    """Encoder window of open turns in seconds: Whisper's 30 s window cut to this length (or to the
+    utterance plus ``short_window_pad_s`` when longer). 30: the full window. 10 s takes about a
+    third of the time for 0.4 points more WER on the dev set (figures in ``engines/stt.py``)."""
     compression_ratio_threshold: float = 2.4
     """Text that zlib compresses better than this is a repetition loop, not speech."""
     min_voiced_ms: int = 100

@@ -31,6 +31,7 @@ from agent.engines.stt import (
     rejection,
     repeats_phrase,
     resolve_model_path,
+    said_twice,
     short_window_budget,
     voiced_ms,
 )
@@ -212,6 +213,15 @@ def test_policy_settings(settings: dict[str, object], short_answer: bool, window
 
 # --------------------------------------------------------------------------------------------------
 # Pure helpers
+
+
+def test_a_phrase_said_exactly_twice_keeps_one_copy_unless_it_has_numbers() -> None:
+    assert said_twice("Merry Joan. Merry Joan.") == ("Merry Joan.", True)
+    assert said_twice("Thank you, thank you,") == ("Thank you", True)
+    assert said_twice("Yes. Yes.") == ("Yes. Yes.", False)  # one word: cut_loop's business
+    assert said_twice("two three four two three four")[1] is False  # digits may repeat
+    assert said_twice("It's 555 1212 555 1212")[1] is False
+    assert said_twice("I need a refill of my lisinopril")[1] is False
 
 
 def test_cut_loop_keeps_the_first_copy() -> None:
