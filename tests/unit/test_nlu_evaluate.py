@@ -153,3 +153,20 @@ def test_spread_takes_evenly_spaced_items() -> None:
     picked = spread(items, 10)
     assert len(picked) == 10 and picked[0] is items[0] and picked[1] is items[10]
     assert spread(items, 500) == items
+
+
+def test_audio_is_cut_as_a_call_cuts_it() -> None:
+    from agent.config import VadConfig
+    from agent.core.g711 import ulaw_decode
+    from agent.engines.nlu.evaluate import as_a_call_cuts_it
+
+    clip = Path(__file__).resolve().parents[1] / "data" / "audio" / "piper_refill.ulaw"
+    pcm = ulaw_decode(clip.read_bytes()).astype("<i2").tobytes()
+    cfg = VadConfig()
+    cut = as_a_call_cuts_it(pcm, cfg, seed=1)
+    # The voice's lead-in goes; the speech, the pre-roll and the trailing silence stay.
+    assert 0 < len(cut) < len(pcm) + 16000
+    assert len(cut) >= 2 * (cfg.preroll_ms + cfg.end_silence_ms) * 8
+    assert as_a_call_cuts_it(pcm, cfg, seed=1) == cut
+    silence = bytes(16000)
+    assert as_a_call_cuts_it(silence, cfg) == b""

@@ -23,7 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.config import Config, load_config
+import numpy as np
+
+from agent.config import Config, VadConfig, load_config
 from agent.configcmd import resolve_config_path
 from agent.core.understanding import INTENTS, URGENCIES, Understanding
 from agent.engines.nlu.classifier import normalize
@@ -390,6 +392,7 @@ def _audio_eval(
         for seed, item in enumerate(items):
             # The caller's line delivers μ-law; the STT engine takes linear 16-bit samples.
             pcm = ulaw_decode(synthesize(item.text, voice, noise_db=noise_db, seed=seed)).tobytes()
+            pcm = as_a_call_cuts_it(pcm, cfg.vad, seed=seed)
             t0 = time.perf_counter()
             transcript = transcriber.transcribe(pcm, prompt=prompt)
             heard = transcript.text
@@ -417,6 +420,33 @@ def _audio_eval(
             ],
         }
     return per_voice
+
+
+def as_a_call_cuts_it(pcm16: bytes, vad_cfg: VadConfig, *, seed: int = 0) -> bytes:
+    """The utterance audio a call's segmenter hands to Whisper for this clip: from the speech's
+    onset (less the pre-roll) to the end of its trailing silence. A second of quiet line hiss
+    follows the clip so the end of the utterance is seen; utterances split by a long pause are
+    joined, as the caller said them in one turn. Whole synthesized clips have the voice's own
+    lead-in and tail, which the segmenter takes off: the eval hears what a call hears."""
+    from agent.core.segmenter import Segmenter, UtteranceEnded
+    from agent.engines.vad import build_vad
+
+    rng = np.random.default_rng(seed)
+    hiss = (rng.standard_normal(8000) * 10 ** (-45 / 20) * 32767).astype("<i2").tobytes()
+    segmenter = Segmenter(vad_cfg, audio_format="pcm16")
+    vad = build_vad(vad_cfg)
+    data = pcm16 + hiss
+    frame = 320  # 20 ms of 8 kHz 16-bit
+    cut: list[bytes] = []
+    for i in range(0, len(data) - frame + 1, frame):
+        chunk = data[i : i + frame]
+        cut += [
+            e.audio
+            for e in segmenter.process(chunk, vad.is_speech(chunk), 20)
+            if isinstance(e, UtteranceEnded)
+        ]
+    cut += [e.audio for e in segmenter.flush() if isinstance(e, UtteranceEnded)]
+    return b"".join(cut)
 
 
 def _misses_with_heard(
