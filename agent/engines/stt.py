@@ -199,7 +199,8 @@ def stt_prompt(
     names = ", ".join(list(providers)[:4])
     text = (
         f"A patient calls {practice_name} about an appointment with {names}, a refill of "
-        f"{', '.join(COMMON_MEDICATIONS)}, test results, a bill, or symptoms such as {SYMPTOM_WORDS}."
+        f"{', '.join(COMMON_MEDICATIONS)} at the CVS or Walgreens pharmacy, test results, a bill, "
+        f"or symptoms such as {SYMPTOM_WORDS}."
     )
     extra_terms = ", ".join(" ".join(t.split()) for t in extra if t.strip())
     if extra_terms:
