@@ -142,36 +142,6 @@ class Transcriber(Protocol):
 # Pure helpers: prompt, normalisation, guards
 
 
-def build_prompt(
-    practice_name: str,
-    providers: Iterable[str] = (),
-    medications: Iterable[str] = (),
-    extra: Iterable[str] = (),
-    *,
-    max_chars: int = 400,
-) -> str:
-    """Domain vocabulary as Whisper's ``initial_prompt``: spellings it should prefer.
-
-    Kept short: the prompt costs decoder time on every call and Whisper reads at most 223 tokens
-    of it (about 4 characters a token), and a long list makes it echo the list back. Terms are
-    taken in order (practice, providers, medications, extra) until ``max_chars``.
-    """
-    seen: set[str] = set()
-    terms: list[str] = []
-    for term in [practice_name, *providers, *medications, *extra]:
-        t = " ".join(term.split())
-        if t and t.lower() not in seen:
-            seen.add(t.lower())
-            terms.append(t)
-    out = ""
-    for t in terms:
-        candidate = f"{out}, {t}" if out else t
-        if len(candidate) + 1 > max_chars:
-            break
-        out = candidate
-    return out + "." if out else ""
-
-
 # Words a caller to a practice is likely to say that a small model mishears without context.
 COMMON_MEDICATIONS = (
     "lisinopril",

@@ -24,8 +24,8 @@ from agent.engines.stt import (
     CTranslate2Whisper,
     FasterWhisperTranscriber,
     OpenAIWhisperTranscriber,
-    build_prompt,
     normalise,
+    stt_prompt,
 )
 from agent.engines.vad import FRAME_BYTES, build_vad
 
@@ -34,9 +34,7 @@ pytestmark = pytest.mark.slow
 AUDIO = Path(__file__).resolve().parents[1] / "data" / "audio"
 CLIPS = json.loads((AUDIO / "clips.json").read_text())
 PRACTICE = PracticeConfig()
-PROMPT = build_prompt(
-    PRACTICE.name, [p.name for p in PRACTICE.providers], ["lisinopril", "metformin", "amlodipine"]
-)
+PROMPT = stt_prompt(PRACTICE.name, [p.name for p in PRACTICE.providers])  # what a call gives
 
 
 def clip(name: str) -> bytes:

@@ -22,7 +22,6 @@ from agent.engines.stt import (
     FasterWhisperTranscriber,
     Hypothesis,
     Transcript,
-    build_prompt,
     build_transcriber,
     compression_ratio,
     cut_loop,
@@ -33,6 +32,7 @@ from agent.engines.stt import (
     resolve_model_path,
     said_twice,
     short_window_budget,
+    stt_prompt,
     voiced_ms,
 )
 from agent.errors import EngineError
@@ -258,19 +258,17 @@ def test_budgets_grow_with_the_audio() -> None:
     assert short_window_budget(300) < short_window_budget(3000)
 
 
-def test_build_prompt_orders_dedupes_and_stays_short() -> None:
-    p = build_prompt(
+def test_the_call_prompt_is_one_sentence_of_the_practices_context() -> None:
+    p = stt_prompt(
         "Maple Street Family Practice",
-        ["Doctor Patel", "doctor patel", "Doctor  Nguyen"],
-        ["lisinopril", "metformin"],
-        ["Garcia"],
+        ["Doctor Patel", "Doctor  Nguyen", "NP Garcia", "Doctor Lee", "Doctor Fifth"],
+        ["Eliquis", " "],
     )
-    assert p == (
-        "Maple Street Family Practice, Doctor Patel, Doctor Nguyen, lisinopril, metformin, Garcia."
-    )
-    long = build_prompt("X", [], [f"drug{i}" for i in range(500)])
-    assert len(long) <= 400 and long.endswith(".")
-    assert build_prompt("") == ""
+    assert p.startswith("A patient calls Maple Street Family Practice about an appointment with")
+    assert "Doctor Lee" in p and "Doctor Fifth" not in p  # at most four providers
+    assert "lisinopril" in p and "chest pain" in p and "CVS" in p
+    assert p.endswith(" Eliquis.")
+    assert len(stt_prompt("X" * 1000, [])) == 600
 
 
 # --------------------------------------------------------------------------------------------------
