@@ -72,6 +72,7 @@ EncoderWindow = Literal["short", "open", "full"]
 # Whisper's own limits: the prompt may take half the 448-token context, minus the marker token.
 PROMPT_MAX_TOKENS = 223
 _FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
+_FULL_WINDOW_S = _FULL_WINDOW_FRAMES / 100
 _MIN_AVG_LOGPROB = -2.0
 
 # Phrases Whisper emits for non-speech (YouTube subtitle habits), compared after normalise().
@@ -498,7 +499,7 @@ class CTranslate2Whisper:
         return [*tokens, *tok.sot_sequence, tok.no_timestamps]
 
     def _full_window(
-        self, audio: npt.NDArray[np.float32], *, at_least_s: float = 30.0
+        self, audio: npt.NDArray[np.float32], *, at_least_s: float = _FULL_WINDOW_S
     ) -> npt.NDArray[np.float32]:
         """Log-mel features padded with zeros to 30 s, exactly as faster-whisper does; with
         ``at_least_s`` below 30, the same window cut short: to that many seconds, or to the
@@ -511,7 +512,7 @@ class CTranslate2Whisper:
         """
         features = self._model.feature_extractor(audio)[:, :-1][:, :_FULL_WINDOW_FRAMES]
         frames = _FULL_WINDOW_FRAMES
-        if at_least_s < _FULL_WINDOW_FRAMES / 100:
+        if at_least_s < _FULL_WINDOW_S:
             pad = int(100 * self.cfg.short_window_pad_s)
             frames = min(frames, max(int(100 * at_least_s), features.shape[1] + pad))
         window = np.zeros((features.shape[0], frames), dtype=np.float32)
@@ -615,16 +616,20 @@ class FasterWhisperTranscriber:
         # Open questions keep an n-best list for triage; short answers stay greedy and fast.
         n_best = 1 if short_answer else max(1, self.cfg.alternatives)
         used: EncoderWindow = self._window(short_answer) if window == "auto" else window
-        if used == "short":
-            budget = min(budget, short_window_budget(voiced))
-        h = self.decoder.decode(audio, window=used, prompt=prompt, max_tokens=budget, n_best=n_best)
+        h = self.decoder.decode(
+            audio,
+            window=used,
+            prompt=prompt,
+            max_tokens=min(budget, short_window_budget(voiced)) if used == "short" else budget,
+            n_best=n_best,
+        )
         if window == "auto" and used != "full" and looks_wrong(h, self.cfg, voiced_ms=voiced):
             used = "full"
             h = self.decoder.decode(
                 audio,
                 window="full",
                 prompt=prompt,
-                max_tokens=max_new_tokens(duration_s, short_answer=short_answer),
+                max_tokens=budget,
                 n_best=n_best,
             )
         return _transcript(
@@ -641,7 +646,7 @@ class FasterWhisperTranscriber:
             return "full"
         if policy == "always" or short_answer:
             return "short"
-        return "open" if self.cfg.open_window_s < _FULL_WINDOW_FRAMES / 100 else "full"
+        return "open" if self.cfg.open_window_s < _FULL_WINDOW_S else "full"
 
 
 def _gate_settings() -> Any:
