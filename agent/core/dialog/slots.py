@@ -193,10 +193,8 @@ def names_from(u: Understanding) -> tuple[str, ...]:
     hypothesis, then on each of its other hypotheses. The best hypothesis of a rare name is often
     not a name at all ("Faramiller." for "Sarah Miller."), while an other one is."""
     out: list[str] = []
-    for text in (u.text, *u.alternatives):
-        heard = (
-            u if text is u.text else Understanding(text, u.lang, u.intent, u.confidence, u.urgency)
-        )
+    others = (Understanding(a, u.lang, u.intent, u.confidence, u.urgency) for a in u.alternatives)
+    for heard in (u, *others):
         name = name_from(heard)
         if name and name.casefold() not in {n.casefold() for n in out}:
             out.append(name)
