@@ -312,6 +312,7 @@ def _phrase_regex(phrase: str, *, file: str, where: str) -> str:
     if not tokens or tokens[0] == "*" or tokens[-1] == "*":
         raise ConfigError(f"phrase {phrase!r} must start and end with a word", file=file, key=where)
     pieces: list[tuple[str, str | None]] = []  # (exact regex, sound-alike regex or None)
+    word_count = 0
     for token in tokens:
         if token == "*":
             pieces.append((f"(?:\\S+ ){{0,{_WILDCARD_WORDS}}}", None))
@@ -320,14 +321,14 @@ def _phrase_regex(phrase: str, *, file: str, where: str) -> str:
         if not words:
             raise ConfigError(f"phrase {phrase!r} has an empty word", file=file, key=where)
         prefix = token.endswith("*")
+        word_count += len(words)
         for i, w in enumerate(words):
             last = i == len(words) - 1
             exact = re.escape(w) + ("\\S*" if prefix and last else "") + " "
             fuzzy = None if (prefix and last) else _one_edit_regex(w)
             pieces.append((exact, None if fuzzy is None else fuzzy + " "))
-    real_words = sum(1 for p in pieces if not p[0].startswith("(?:"))
     variants = ["".join(exact for exact, _ in pieces)[:-1]]
-    if real_words >= 2:
+    if word_count >= 2:
         for k, (_, fuzzy) in enumerate(pieces):
             if fuzzy is not None:
                 variants.append(
