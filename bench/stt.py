@@ -1,4 +1,5 @@
-"""STT benchmark: model load, memory, latency of 1 s and 3 s turns per encoder window, WER, guards.
+"""STT benchmark: model load, memory, latency of 1 s and 3 s turns per encoder window, the second
+listen's model (load, memory, latency), WER, guards.
 
 ``BENCH_ONLY=stt .venv/bin/python -m bench`` (``BENCH_QUICK=1`` for a smoke run). Audio: the
 synthesized telephone-band clips in ``tests/data/audio`` (see its README), with the practice's
@@ -8,6 +9,7 @@ an upper bound.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
@@ -118,6 +120,8 @@ def run(quick: bool) -> dict[str, Any]:
         f"{cfg.alternatives} hypotheses for triage; open window {cfg.open_window_s:g} s"
     )
 
+    result["second_listen"] = _second_listen(cfg, prompt, turns, latency, repeats)
+
     clips = json.loads((AUDIO / "clips.json").read_text())
     if quick:
         clips = clips[:3]
@@ -181,6 +185,40 @@ def run(quick: bool) -> dict[str, Any]:
             vad.is_speech(frame)
         result[f"vad_{name}_us_per_frame"] = round((time.perf_counter() - started) / n * 1e6, 1)
     return result
+
+
+def _second_listen(
+    cfg: SttConfig,
+    prompt: str,
+    turns: dict[str, tuple[bytes, bool]],
+    first: dict[str, Any],
+    repeats: int,
+) -> dict[str, Any]:
+    """The second model (``stt.second_model``), which hears symptom and unsure turns again:
+    its load, memory and latency on the open turns, and the recogniser time of such a turn."""
+    if not cfg.second_model:
+        return {"off": True}
+    rss_before = _rss_mb()
+    model = CTranslate2Whisper(dataclasses.replace(cfg, model=cfg.second_model))
+    stt = FasterWhisperTranscriber(cfg, decoder=model)
+    out: dict[str, Any] = {
+        "model": cfg.second_model,
+        "load_s": round(model.load_s, 2),
+        "model_rss_mb": round(_rss_mb() - rss_before, 1),
+    }
+    stt.transcribe(turns["1s_open"][0], prompt=prompt)  # warm-up
+    for label in ("1s_open", "3s_open"):
+        times = []
+        for _ in range(repeats):
+            times.append(stt.transcribe(turns[label][0], prompt=prompt).elapsed_s * 1000)
+        p50 = round(statistics.median(times))
+        out[label] = {
+            "p50_ms": p50,
+            "p95_ms": round(_percentile(times, 95)),
+            # A turn heard twice: the first pass (a call's "auto") then this one.
+            "turn_heard_twice_p50_ms": first[f"{label}_auto"]["p50_ms"] + p50,
+        }
+    return out
 
 
 if __name__ == "__main__":

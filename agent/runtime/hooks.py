@@ -99,6 +99,9 @@ class CallObserver:
     def stt_time(self, call_id: str, seconds: float) -> None:
         """How long one transcription took."""
 
+    def second_listen(self, call_id: str, seconds: float) -> None:
+        """How long the second model took to hear a turn again (``stt.second_model``)."""
+
     def media_stats(self, call_id: str, stats: Any) -> None:
         """The call's RTP counters (``MediaStats``), once, when the call ends."""
 

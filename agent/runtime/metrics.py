@@ -184,6 +184,11 @@ class Metrics:
         self.stt_time_s = Histogram(
             "medagent_stt_seconds", "time to transcribe one utterance", STT_BUCKETS_S
         )
+        self.second_listen_s = Histogram(
+            "medagent_second_listen_seconds",
+            "time the second model took to hear a symptom turn again (stt.second_model)",
+            STT_BUCKETS_S,
+        )
         self.reply_s = Histogram(
             "medagent_reply_seconds",
             "transcript ready to the agent starting its answer (understanding, dialog, speech "
@@ -225,6 +230,9 @@ class Metrics:
     def stt_time(self, seconds: float) -> None:
         self.stt_time_s.observe(seconds)
 
+    def second_listen(self, seconds: float) -> None:
+        self.second_listen_s.observe(seconds)
+
     def reply_time(self, seconds: float) -> None:
         self.reply_s.observe(seconds)
 
@@ -255,7 +263,12 @@ class Metrics:
             self.fallbacks.render(),
         ]
         parts += [c.render() for c in self.rtp_counters.values()]
-        parts += [self.turn_latency_s.render(), self.stt_time_s.render(), self.reply_s.render()]
+        parts += [
+            self.turn_latency_s.render(),
+            self.stt_time_s.render(),
+            self.second_listen_s.render(),
+            self.reply_s.render(),
+        ]
         return "".join(line + "\n" for part in parts for line in part)
 
 
@@ -292,6 +305,9 @@ class MetricsObserver(CallObserver):
 
     def stt_time(self, call_id: str, seconds: float) -> None:
         self.metrics.stt_time(seconds)
+
+    def second_listen(self, call_id: str, seconds: float) -> None:
+        self.metrics.second_listen(seconds)
 
     def media_stats(self, call_id: str, stats: Any) -> None:
         self.metrics.rtp(stats)

@@ -81,7 +81,7 @@ async def serve(
 
     from agent.adapters.store import open_store
 
-    log.info("loading models", stt=cfg.stt.model, tts=cfg.tts.backend)
+    log.info("loading models", stt=cfg.stt.model, second=cfg.stt.second_model, tts=cfg.tts.backend)
     engines = await load_engines(cfg)
     store = await open_store(cfg.database, cfg.practice)
     ari = AriClient(cfg.ari)

@@ -50,6 +50,8 @@ KEYWORDS = [
     ("hours", "office_info", "routine", None),
     ("person", "speak_to_staff", "routine", None),
     ("message", "message", "routine", None),
+    ("fainted", "symptoms", "emergency", "fainting"),
+    ("dizzy", "symptoms", "routine", None),
 ]
 
 
@@ -69,11 +71,33 @@ class KeywordNlu:
                 ents.append(Entity("yes_no", text, True))
             elif t.startswith(("no", "nope")):
                 ents.append(Entity("yes_no", text, False))
+        # Like the real triage, a red flag in any of the recogniser's hypotheses counts.
+        heard_flags = [
+            RedFlag(flag, urgency, flag.replace("_", " "), kw)  # type: ignore[arg-type]
+            for kw, _, urgency, flag in KEYWORDS
+            if flag and any(kw in h.lower() for h in alternatives)
+        ]
         for kw, intent, urgency, flag in KEYWORDS:
             if kw in t:
                 flags = [RedFlag(flag, urgency, flag.replace("_", " "), kw)] if flag else []  # type: ignore[arg-type]
-                return Understanding(text, "en", intent, 0.9, urgency, flags, ents)  # type: ignore[arg-type]
-        return Understanding(text, "en", "message", 0.6 if t.strip() else 0.0, "routine", [], ents)
+                return self._flagged(text, intent, urgency, [*flags, *heard_flags], ents)
+        confidence = 0.6 if t.strip() else 0.0
+        return self._flagged(text, "message", "routine", heard_flags, ents, confidence)
+
+    @staticmethod
+    def _flagged(
+        text: str,
+        intent: str,
+        urgency: str,
+        flags: list[RedFlag],
+        ents: list[Entity],
+        confidence: float = 0.9,
+    ) -> Understanding:
+        ranks = {"routine": 0, "urgent": 1, "emergency": 2}
+        for flag in flags:
+            if ranks[flag.urgency] > ranks[urgency]:
+                urgency = flag.urgency
+        return Understanding(text, "en", intent, confidence, urgency, flags, ents)  # type: ignore[arg-type]
 
 
 async def fake_engines(

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from agent.core.pacer import split_frames
+from tests.fakes.engines import ScriptedStt
 from tests.integration.callkit import call_kit, voiced_seconds
 
 pytestmark = pytest.mark.e2e
@@ -218,3 +219,38 @@ async def test_caller_that_stops_sending_rtp_after_speaking_still_gets_an_answer
         await kit.wait_listening()
         assert kit.obs.words == ["what are your hours"]
         await caller.hangup()
+
+
+async def test_an_emergency_only_the_second_recogniser_heard_gets_911_at_once(tmp_path) -> None:
+    # The first recogniser hears "I think it twice": a symptom turn with no red flag. The second
+    # (stt.second_model) hears the same audio again and catches "fainted": the caller is told to
+    # dial 911 in the agent's very next turn, not after the screening question.
+    async with call_kit(["i feel dizzy and i think it twice"], tmp=str(tmp_path)) as kit:
+        second = ScriptedStt(["i feel dizzy and i fainted twice"])
+        kit.sup.engines.second_stt = second
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        n_before = len(kit.obs.prompts)
+        await kit.say(caller, "I feel dizzy and I fainted twice")
+        await kit.wait_listening()
+        assert "9 1 1" in kit.obs.prompts[n_before]
+        assert len(second.heard_audio) == 1
+        # Staff read the words that were acted on.
+        caller_turns = [text for _, speaker, text, _ in kit.records.turns if speaker == "caller"]
+        assert caller_turns == ["i feel dizzy and i fainted twice"]
+        await caller.hangup()
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+
+
+async def test_a_request_that_is_not_about_health_is_heard_once(tmp_path) -> None:
+    async with call_kit(["what are your hours", "no"], tmp=str(tmp_path)) as kit:
+        second = ScriptedStt(["i fainted"])
+        kit.sup.engines.second_stt = second
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        await kit.say(caller, "What are your hours")
+        await kit.wait_listening()
+        assert second.heard_audio == []
+        assert not any("9 1 1" in p for p in kit.obs.prompts)
+        await caller.hangup()
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)

@@ -101,18 +101,20 @@ def test_a_synthetic_phone_call_is_understood(model_dir: str, tmp_path: Path) ->
 
 
 def test_emergencies_spoken_over_the_phone_line_are_caught(model_dir: str) -> None:
-    """The whole chain on audio: a spread of the dev set's English emergencies, each spoken by one
-    of the natural voices over the modelled line, transcribed by the real Whisper with the call's
-    prompt and the default windows, understood with Whisper's alternatives.
+    """The whole chain on audio, as a call hears it: a spread of the dev set's English
+    emergencies, each spoken by one of the natural voices over the modelled line, cut by the
+    call's segmenter, transcribed by the real Whisper with the call's prompt and windows, heard
+    again by the second model when the turn is about health and no emergency was heard, and
+    understood with every hypothesis.
 
-    tiny.en mishears some ("talking jibbers", "emp rightness and I started bleeding"), so the
-    per-utterance recall has a floor here and its exact figure is in the README; what must hold
-    for every one is the call's safety net: flagged, or a symptom call (screening question
-    first), or asked again - never filed as routine business."""
+    Recognition still loses a few ("I can't get enough air" heard "... enough fear" by both
+    models in the slow voice), so the per-utterance recall has a floor here and its exact figure
+    is in the README; what must hold for every one is the call's safety net: flagged, or a
+    symptom call (screening question first), or asked again - never filed as routine business."""
     from agent.core.g711 import ulaw_decode
-    from agent.engines import stt, telephone
-    from agent.engines.nlu.evaluate import spread
-    from agent.engines.nlu.understand import stt_prompt
+    from agent.engines import telephone
+    from agent.engines.hearing import Ears
+    from agent.engines.nlu.evaluate import as_a_call_cuts_it, spread
 
     natural = [
         v for v in ("joe", "joe-high", "joe-slow", "joe-fast") if v in telephone.available_voices()
@@ -120,20 +122,14 @@ def test_emergencies_spoken_over_the_phone_line_are_caught(model_dir: str) -> No
     if not natural:
         pytest.skip("the Piper voice is not installed")
     cfg = dataclasses.replace(Config(), nlu=NluConfig(model_dir=model_dir))
-    understander = Understander.from_config(cfg)
-    transcriber = stt.build_transcriber(cfg.stt)
-    prompt = stt_prompt(cfg)
+    ears = Ears.from_config(cfg, Understander.from_config(cfg))
     emergencies = spread([i for i in load_set() if i.lang == "en" and i.urgency == "emergency"], 16)
     results = []
     for n, item in enumerate(emergencies):
         voice = natural[n % len(natural)]
         ulaw = telephone.synthesize_caller(item.text, voice, noise_db=-45, seed=n)
-        heard = transcriber.transcribe(ulaw_decode(ulaw).tobytes(), prompt=prompt)
-        results.append(
-            understander.understand(
-                heard.text, now=NOW, transcript=heard.text, alternatives=heard.alternatives
-            )
-        )
+        pcm = as_a_call_cuts_it(ulaw_decode(ulaw).tobytes(), cfg.vad, seed=n)
+        results.append(ears.hear(pcm, now=NOW).understanding)
     report = score(emergencies, results, min_confidence=cfg.nlu.min_confidence)
     assert report.emergency_safety_net == 1.0, report.misses
-    assert report.urgency_recall["emergency"] >= 0.85, report.misses
+    assert report.urgency_recall["emergency"] >= 0.9, report.misses

@@ -230,3 +230,16 @@ def test_report_prints_each_problem_with_its_fix() -> None:
         "         fix: run `medagent nlu train`\n"
         "1 problem found\n"
     )
+
+
+async def test_a_second_model_that_cannot_load_is_named_with_its_key(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    report = await run_checks(_cfg(setup, stt={"second_model": str(tmp_path / "no-model")}))
+    p = _only(report, "stt")
+    assert p.message.startswith("stt.second_model: Whisper model ")
+    assert "stt.second_model" in p.fix
+    # Off is a valid choice: nothing to check, nothing reported.
+    report = await run_checks(_cfg(setup, stt={"second_model": ""}))
+    assert not [p for p in report.problems if p.area == "stt"]
+    assert not any("stt.second_model" in msg for _, msg in report.ok)

@@ -571,3 +571,27 @@ def test_unclear_answer_to_the_screening_question_is_asked_again() -> None:
     d.handle(heard("my knee has been sore since last week", "symptoms"))
     out = d.handle(heard("well it depends"))
     assert "chest pain, trouble breathing" in said(out) or "yes or no" in said(out).lower()
+
+
+def test_only_answers_in_the_callers_own_words_are_open_to_a_second_listen() -> None:
+    # The second recogniser re-hears turns where a caller tells what is wrong, never a name,
+    # a date of birth or a number: those are details, not where an emergency is told.
+    d = start()
+    greeting_listen = Dialog(SETTINGS).handle(CallStarted(NOW, "5551234567", True))[-1]
+    assert isinstance(greeting_listen, Listen) and not greeting_listen.detail
+    out = d.handle(heard("i need a refill", "refill"))
+    assert "first and last name" in said(out) and only(out, Listen).detail
+    out = d.handle(NothingHeard(NOW))  # asked again: still a detail
+    assert "first and last name" in said(out) and only(out, Listen).detail
+
+    d = start()
+    out = d.handle(heard("i have had a sore throat for a while", "symptoms"))
+    screen = only(out, Listen)
+    assert (screen.expect, screen.detail) == ("yes_no", False)
+    # The screening question asked again after silence stays a yes/no question.
+    assert only(d.handle(NothingHeard(NOW)), Listen).expect == "yes_no"
+    out = d.handle(heard("no", yes_no=False))
+    assert "when did it start" in said(out).lower()
+    assert not only(out, Listen).detail  # "since I fainted this morning" is told, not a detail
+    out = d.handle(heard("since monday"))
+    assert only(out, Listen).detail  # the severity: a number

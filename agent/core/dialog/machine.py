@@ -155,6 +155,9 @@ NEEDS_IDENTITY = frozenset({"schedule", "reschedule", "cancel", "refill", "test_
 """Tasks that read or write the patient's own record."""
 
 TASK_INTENTS = NEEDS_IDENTITY | {"symptoms"}
+TOLD_SLOTS = frozenset({"complaint", "since", "correction"})
+"""Questions the caller answers in their own words about what is wrong (or what we got wrong);
+every other slot is one detail (``Listen.detail``)."""
 
 ANY_WORDS = frozenset(
     {"any", "anyone", "anybody", "whoever", "first", "earliest", "soonest", "whenever", "matter"}
@@ -577,7 +580,7 @@ class Dialog:
         else:
             assert key is not None
             self.question = [Say(prompts.STATIC[key], key)]
-        return [*self.question, self._listen("yes_no" if slot == "screen" else "open")]
+        return [*self.question, self._listen_for(slot)]
 
     def _confirm(self, text: str) -> list[Command]:
         self.state = State.CONFIRM
@@ -764,9 +767,9 @@ class Dialog:
             return [
                 Say(prompts.STATIC["didnt_catch"], "didnt_catch"),
                 *self.question,
-                self._listen(),
+                self._listen_for(slot),
             ]
-        return [Say(prompts.STATIC[again], again), self._listen()]
+        return [Say(prompts.STATIC[again], again), self._listen_for(slot)]
 
     def _switches_topic(self, u: Understanding) -> bool:
         """A new request mid-task ("actually, can I talk to someone?"), not an answer that merely
@@ -1080,9 +1083,9 @@ class Dialog:
             return [
                 Say(prompts.STATIC["didnt_hear"], "didnt_hear"),
                 *self.question,
-                self._listen(self.expect),
+                self._listen_again(),
             ]
-        return [Say(prompts.STATIC["still_there"], "still_there"), self._listen(self.expect)]
+        return [Say(prompts.STATIC["still_there"], "still_there"), self._listen_again()]
 
     def _dtmf(self, ev: DtmfReceived) -> list[Command]:
         yes_no_states = (State.EMERGENCY_OFFER, State.ANYTHING_ELSE, State.CONFIRM)
@@ -1098,7 +1101,7 @@ class Dialog:
         if ev.digit == "0":
             return self._to_front_desk("caller_pressed_zero")
         # A stray key: keep listening to the same question rather than leave the call waiting.
-        return [self._listen(self.expect)]
+        return [self._listen_again()]
 
     def _transfer_ended(self, ev: TransferEnded) -> list[Command]:
         if ev.status == "answered":
@@ -1154,8 +1157,20 @@ class Dialog:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _listen(self, expect: Expect = "open") -> Listen:
-        return Listen(expect=expect, timeout_s=self.settings.no_input_timeout_s)
+    def _listen(self, expect: Expect = "open", *, detail: bool = False) -> Listen:
+        return Listen(expect=expect, timeout_s=self.settings.no_input_timeout_s, detail=detail)
+
+    def _listen_for(self, slot: str) -> Listen:
+        """Listening for the answer to the question for ``slot``."""
+        if slot == "screen":
+            return self._listen("yes_no")
+        return self._listen(detail=slot not in TOLD_SLOTS)
+
+    def _listen_again(self) -> Listen:
+        """Listening once more for the answer to the question last asked."""
+        if self.state is State.ASK and self.task is not None:
+            return self._listen_for(self.task.asking)
+        return self._listen(self.expect)
 
     def _anything_else_prompt(self) -> list[Command]:
         self.state = State.ANYTHING_ELSE

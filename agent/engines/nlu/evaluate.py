@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -377,42 +378,50 @@ def _audio_eval(
     now: datetime,
 ) -> dict[str, dict[str, Any]]:
     from agent.core.g711 import ulaw_decode
-    from agent.engines import stt, telephone
-    from agent.engines.nlu.understand import stt_prompt
+    from agent.engines import telephone
+    from agent.engines.hearing import Ears
 
-    transcriber = stt.build_transcriber(cfg.stt)
-    prompt = stt_prompt(cfg)
+    ears = Ears.from_config(cfg, understander)
     synthesize: Callable[..., Any] = telephone.synthesize_caller
     per_voice: dict[str, dict[str, Any]] = {}
     for voice in voices:
-        edits = words = 0
+        edits = words = first_edits = 0
         results = []
         heard_texts = []
         stt_s = 0.0
+        first_s: list[float] = []
+        second_s: list[float] = []
         for seed, item in enumerate(items):
             # The caller's line delivers μ-law; the STT engine takes linear 16-bit samples.
             pcm = ulaw_decode(synthesize(item.text, voice, noise_db=noise_db, seed=seed)).tobytes()
             pcm = as_a_call_cuts_it(pcm, cfg.vad, seed=seed)
-            t0 = time.perf_counter()
-            transcript = transcriber.transcribe(pcm, prompt=prompt)
-            heard = transcript.text
-            stt_s += time.perf_counter() - t0
+            hearing = ears.hear(pcm, now=now)
+            heard = hearing.heard
+            stt_s += hearing.stt_s
+            first_s.append(hearing.first.elapsed_s)
+            if hearing.second is not None:
+                second_s.append(hearing.second.elapsed_s)
             e, n = word_error_rate(item.text, heard)
             edits, words = edits + e, words + n
+            e, _ = word_error_rate(item.text, hearing.first.text)
+            first_edits += e
             heard_texts.append(heard)
-            results.append(
-                understander.understand(
-                    heard, now=now, transcript=heard, alternatives=transcript.alternatives
-                )
-            )
+            results.append(hearing.understanding)
         report = score(items, results, min_confidence=cfg.nlu.min_confidence)
         per_voice[voice] = {
             "n": report.n,
+            # Of the words acted on (the second hearing's on turns heard twice), and of the
+            # first recogniser alone.
             "wer": edits / words if words else 0.0,
+            "wer_first_listen": first_edits / words if words else 0.0,
             **report.metrics(),
             "red_flag_recall": report.red_flag_recall,
             "emergency_safety_net": report.emergency_safety_net,
             "stt_s_per_utterance": stt_s / max(len(items), 1),
+            "first_listen_p50_s": _median(first_s),
+            # Turns the second model heard again (``stt.second_model``) and what that took.
+            "second_listens": len(second_s),
+            "second_listen_p50_s": _median(second_s),
             # Synthetic speech of dev-set sentences: no caller's words are printed.
             "misses": [
                 {**miss, "heard": heard}
@@ -420,6 +429,10 @@ def _audio_eval(
             ],
         }
     return per_voice
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else 0.0
 
 
 def as_a_call_cuts_it(pcm16: bytes, vad_cfg: VadConfig, *, seed: int = 0) -> bytes:

@@ -68,27 +68,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"medagent understand: {exc}", file=sys.stderr)
         return 2
 
-    transcriber: Any = None
+    ears: Any = None
     status = 0
     for kind, value in inputs:
         if kind == "text":
             result = understander.understand(value, now=now)
         else:
             try:
-                if transcriber is None:
-                    from agent.engines.stt import build_transcriber
+                if ears is None:
+                    from agent.engines.hearing import Ears
 
-                    transcriber = build_transcriber(cfg.stt)
+                    ears = Ears.from_config(cfg, understander)
                 pcm = load_pcm16_8k(value, telephone=args.telephone)
-                transcript = transcriber.transcribe(pcm, prompt=stt_prompt(cfg))
+                result = ears.hear(pcm, now=now).understanding
             except (OSError, ValueError, EngineError) as exc:
                 print(f"medagent understand: {value}: {exc}", file=sys.stderr)
                 status = 1
                 continue
-            heard = transcript.text
-            result = understander.understand(
-                heard, now=now, transcript=heard, alternatives=transcript.alternatives
-            )
         print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
     return status
 
