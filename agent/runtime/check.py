@@ -486,9 +486,7 @@ def check_database_files(cfg: Config, report: Report) -> None:
     if not d.dsn:
         # The folder is created on first start: what matters is that its nearest existing
         # ancestor is writable by this user.
-        parent = Path(d.embedded_dir).resolve()
-        while not parent.exists():
-            parent = parent.parent
+        parent = _nearest_existing(Path(d.embedded_dir))
         if not os.access(parent, os.W_OK):
             report.problem(
                 "database",
@@ -531,6 +529,14 @@ def check_models(cfg: Config, report: Report) -> None:
         report.good("nlu", f"intent model in {nlu_dir}")
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (what a later mkdir needs to write to)."""
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
 def _check_whisper_model(s: SttConfig, key: str, model: str, report: Report) -> None:
     """One Whisper model setting (``stt.model`` or ``stt.second_model``) can be loaded."""
     if model == "base":
@@ -550,8 +556,22 @@ def _check_whisper_model(s: SttConfig, key: str, model: str, report: Report) -> 
                     else ""
                 ),
             )
-        else:
-            report.good("stt", f"{key}: Whisper base model packages present")
+            return
+        # The two halves are joined into the model cache on first load.
+        cache = Path(s.model_cache_dir)
+        parent = _nearest_existing(cache / "whisper-base-ct2")
+        if not (cache / "whisper-base-ct2" / "model.bin").is_file() and not os.access(
+            parent, os.W_OK
+        ):
+            report.problem(
+                "stt",
+                f"{key} = 'base' is assembled into {cache} on first load, but {parent} is not "
+                "writable by this user",
+                f"create it for the service user: install -d -o medagent {cache}, or set "
+                "stt.model_cache_dir",
+            )
+            return
+        report.good("stt", f"{key}: Whisper base model packages present")
         return
     from agent.engines.stt import resolve_model_path
 

@@ -150,7 +150,7 @@ async def load_engines(cfg: Config) -> Engines:
     second: WhisperStt | None = None
     try:
         second_transcriber = await asyncio.to_thread(build_second_transcriber, cfg.stt)
-    except EngineError as exc:
+    except (EngineError, OSError) as exc:
         # The call works without it (a symptom turn still gets the screening question); the
         # administrator is told, and `medagent check` says how to fix it.
         log.error("second listen off: its model did not load", error=str(exc))

@@ -243,3 +243,24 @@ async def test_a_second_model_that_cannot_load_is_named_with_its_key(
     report = await run_checks(_cfg(setup, stt={"second_model": ""}))
     assert not [p for p in report.problems if p.area == "stt"]
     assert not any("stt.second_model" in msg for _, msg in report.ok)
+
+
+async def test_a_base_model_cache_the_service_cannot_write_is_reported(
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The base model is joined from its two packages into stt.model_cache_dir on first load.
+    import agent.runtime.check as check
+
+    cache = tmp_path / "models"
+    monkeypatch.setattr(check.os, "access", lambda path, mode: False)  # as the service user
+    p = _only(await run_checks(_cfg(setup, stt={"model_cache_dir": str(cache)})), "stt")
+    assert p.message == (
+        f"stt.second_model = 'base' is assembled into {cache} on first load, but {tmp_path} is "
+        "not writable by this user"
+    )
+    assert p.fix.startswith(f"create it for the service user: install -d -o medagent {cache}")
+    # Once assembled, nothing more is written there.
+    (cache / "whisper-base-ct2").mkdir(parents=True)
+    (cache / "whisper-base-ct2" / "model.bin").write_bytes(b"\0")
+    report = await run_checks(_cfg(setup, stt={"model_cache_dir": str(cache)}))
+    assert not [p for p in report.problems if p.area == "stt"]
