@@ -178,6 +178,10 @@ class SttConfig:
     """The larger model that hears a turn again when the caller spoke about their health and the
     first model's words raised no emergency (``worth_a_second_listen``); triage reads both
     hearings. Same values as ``model``; ``""`` turns the second listen off."""
+    second_languages: list[str] = field(default_factory=lambda: ["en", "es"])
+    """Languages the second model (when multilingual) tells apart on each turn it hears again:
+    a Spanish caller, whom ``tiny.en`` cannot transcribe, is heard in Spanish. ``[]``: always
+    ``language``."""
     compute_type: str = "int8"
     cpu_threads: int = 2
     workers: int = 1

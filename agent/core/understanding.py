@@ -104,7 +104,9 @@ class Understanding:
         return out
 
 
-def worth_a_second_listen(u: Understanding, min_confidence: float) -> bool:
+def worth_a_second_listen(
+    u: Understanding | None, min_confidence: float, *, unclear: bool = False
+) -> bool:
     """Whether a larger recogniser should hear this turn again before the dialog acts on it
     (its words are then the ones acted on; triage reads both hearings).
 
@@ -112,8 +114,13 @@ def worth_a_second_listen(u: Understanding, min_confidence: float) -> bool:
     hides one ("I fainted twice" heard "I think it twice", "my toddler swallowed" heard "my covers
     flow"); so is a turn the intent model is unsure of (``min_confidence``: the dialog's
     ``nlu.min_confidence``), where the slip may have changed the topic too ("I think the twice
-    this morning" reads as billing). Turns already flagged as emergencies, and clear requests
-    about anything else (booking, billing, hours), go on at once."""
+    this morning" reads as billing). ``u`` is ``None`` when the first recogniser's words were
+    not believed; ``unclear`` says there was speech it could not make out (a copy of its prompt,
+    a loop: a strong accent, another language), which the larger one may. Turns already flagged
+    as emergencies, and clear requests about anything else (booking, billing, hours), go on at
+    once."""
+    if u is None:
+        return unclear
     if u.urgency == "emergency":
         return False
     return u.intent == "symptoms" or u.urgency == "urgent" or u.confidence < min_confidence

@@ -17,12 +17,13 @@ from typing import Any
 
 from agent.config import Config
 from agent.core.understanding import Understanding, other_hypotheses, worth_a_second_listen
-from agent.engines.stt import Transcriber, Transcript
+from agent.engines.stt import Transcriber, Transcript, unclear
 
 
 @dataclass(frozen=True)
 class Hearing:
-    understanding: Understanding
+    understanding: Understanding | None
+    """``None``: no words were heard (silence, noise, or speech neither model made out)."""
     first: Transcript
     second: Transcript | None = None
     """The second listen's transcript when there was one."""
@@ -68,16 +69,23 @@ class Ears:
             min_confidence=cfg.nlu.min_confidence,
         )
 
+    def nothing(self, now: datetime) -> Understanding:
+        """What a turn with no words is understood as where a result must be printed or scored
+        (a call keeps listening instead)."""
+        result: Understanding = self.understander.understand("", now=now, transcript="")
+        return result
+
     def hear(self, pcm16_8k: bytes, *, now: datetime) -> Hearing:
-        """An open turn (the dialog asked an open question) of 8 kHz 16-bit audio."""
+        """An open turn (the dialog asked an open question) of 8 kHz 16-bit audio. The
+        understanding is ``None`` when neither recogniser heard words."""
         first = self.first.transcribe(pcm16_8k, prompt=self.prompt)
-        u = self.understander.understand(
-            first.text, now=now, transcript=first.text, alternatives=first.alternatives
-        )
-        if (
-            self.second is None
-            or not first.text
-            or not worth_a_second_listen(u, self.min_confidence)
+        u = None
+        if first.text:
+            u = self.understander.understand(
+                first.text, now=now, transcript=first.text, alternatives=first.alternatives
+            )
+        if self.second is None or not worth_a_second_listen(
+            u, self.min_confidence, unclear=unclear(first)
         ):
             return Hearing(u, first)
         second = self.second.transcribe(pcm16_8k, prompt=self.prompt)

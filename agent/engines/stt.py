@@ -10,6 +10,7 @@ Guards. Whisper, given silence, line noise or a click, readily writes "Thank you
 transcript is dropped (``rejected`` says why, ``text`` is empty) when:
 
 * the audio has less than ``min_voiced_ms`` of voice per the gated VAD: Whisper is not even run;
+* the text copies the prompt's opening words (``echoes_prompt``: unintelligible audio);
 * Whisper's own no-speech rule holds (``no_speech_prob`` above threshold and ``avg_logprob`` below);
 * the text is a loop (zlib compression ratio above threshold, or a repeated phrase);
 * it is one of Whisper's stock phrases for non-speech while the evidence for speech is weak.
@@ -58,7 +59,7 @@ import re
 import shutil
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -125,13 +126,15 @@ class Transcript:
     window: Window = "full"
     """Which encoder window produced the text (``skipped``: the voice pre-check said no)."""
     rejected: str | None = None
-    """Why a hypothesis was dropped: ``no_voice``, ``empty``, ``no_speech``, ``repetition``,
-    ``low_confidence``, ``hallucination``."""
+    """Why a hypothesis was dropped: ``no_voice``, ``empty``, ``prompt_echo``, ``no_speech``,
+    ``repetition``, ``low_confidence``, ``hallucination``."""
     hypothesis: str = ""
     """Whisper's text before the guards (patient data: never log it)."""
     alternatives: tuple[str, ...] = ()
     """Other hypotheses of the same pass (best first, ``text`` excluded); empty when rejected.
     Triage reads them so a misheard red flag is not missed."""
+    language: str = ""
+    """The language Whisper decoded in (``""`` when it did not run)."""
 
     @property
     def empty(self) -> bool:
@@ -268,17 +271,41 @@ class Hypothesis:
     """The decoder repeated itself and ``text`` is its first copy."""
     alternatives: tuple[str, ...] = ()
     """The other n-best texts of the pass (full window with ``stt.alternatives`` > 1)."""
+    language: str = ""
+    """The language decoded (detected among the model's ``languages`` when it has several)."""
 
     @property
     def compression_ratio(self) -> float:
         return compression_ratio(self.text)
 
 
-def rejection(h: Hypothesis, cfg: SttConfig, *, voiced_ms: int) -> str | None:
+_ECHO_WORDS = 4
+"""A hypothesis holding the prompt's first words this many in a row is a copy of the prompt."""
+
+
+def echoes_prompt(text: str, prompt: str | None) -> bool:
+    """Whisper, given audio it cannot make out (a robotic voice, another language), may copy its
+    prompt ("A patient calls Maple Street Family Practice about 1,000,000"), and a prompt that
+    names symptoms then reads as red flags ("A patient calls a fever, an overdose"). The
+    prompt's opening words, in a row, are never a caller's."""
+    if not prompt:
+        return False
+    opening = normalise(prompt).split()[:_ECHO_WORDS]
+    words = normalise(text).split()
+    if len(opening) < _ECHO_WORDS:
+        return False
+    return any(words[i : i + _ECHO_WORDS] == opening for i in range(len(words) - _ECHO_WORDS + 1))
+
+
+def rejection(
+    h: Hypothesis, cfg: SttConfig, *, voiced_ms: int, prompt: str | None = None
+) -> str | None:
     """Why this hypothesis must not be believed, or ``None``."""
     norm = normalise(h.text)
     if not norm:
         return "empty"
+    if echoes_prompt(h.text, prompt):
+        return "prompt_echo"
     if h.no_speech_prob > cfg.no_speech_threshold and h.avg_logprob < cfg.logprob_threshold:
         return "no_speech"
     if h.compression_ratio > cfg.compression_ratio_threshold or repeats_phrase(h.text):
@@ -294,6 +321,16 @@ def rejection(h: Hypothesis, cfg: SttConfig, *, voiced_ms: int) -> str | None:
     ):
         return "hallucination"
     return None
+
+
+UNCLEAR_REJECTIONS = frozenset({"prompt_echo", "low_confidence", "repetition"})
+"""Rejections that mean speech the model could not make out (not silence, noise or a click):
+Whisper wrote words, but a copy of its prompt, a loop, or words it did not believe itself."""
+
+
+def unclear(t: Transcript) -> bool:
+    """No words, yet speech was there that this model could not make out: a larger one may."""
+    return not t.text and t.rejected in UNCLEAR_REJECTIONS
 
 
 def looks_wrong(h: Hypothesis, cfg: SttConfig, *, voiced_ms: int) -> bool:
@@ -372,6 +409,7 @@ def _transcript(
         alternatives=()
         if rejected
         else tuple(a.strip() for a in h.alternatives if a.strip() and a.strip() != text),
+        language=h.language,
     )
 
 
@@ -452,7 +490,10 @@ class WhisperDecoder(Protocol):
 class CTranslate2Whisper:
     """A loaded CTranslate2 Whisper model; ``decode`` is safe from ``cfg.workers`` threads at once."""
 
-    def __init__(self, cfg: SttConfig) -> None:
+    def __init__(self, cfg: SttConfig, *, languages: Sequence[str] = ()) -> None:
+        """``languages``: with a multilingual model, each pass detects which of these is spoken
+        (and ``cfg.language``) and decodes in it; empty, or an English-only model: always
+        ``cfg.language``."""
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.tokenizer import Tokenizer
@@ -473,12 +514,24 @@ class CTranslate2Whisper:
         except (RuntimeError, ValueError, OSError) as exc:
             raise EngineError(f"cannot load Whisper model from {self.model_path}: {exc}") from exc
         self.load_s = time.perf_counter() - started
-        self._tokenizer = Tokenizer(
-            self._model.hf_tokenizer,
-            self._model.model.is_multilingual,
-            task="transcribe",
-            language=cfg.language,
-        )
+        multilingual = bool(self._model.model.is_multilingual)
+        wanted = [cfg.language, *(lang for lang in languages if lang != cfg.language)]
+        if len(wanted) > 1 and not multilingual:
+            log.warning(
+                "stt_languages_ignored",
+                model=str(self.model_path),
+                reason="the model is English-only",
+            )
+            wanted = wanted[:1]
+        self._tokenizers = {}
+        for lang in wanted:
+            try:
+                self._tokenizers[lang] = Tokenizer(
+                    self._model.hf_tokenizer, multilingual, task="transcribe", language=lang
+                )
+            except (ValueError, KeyError) as exc:
+                raise EngineError(f"{lang!r} is not a Whisper language code ({exc})") from exc
+        self._tokenizer = self._tokenizers[cfg.language]
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
         log.info("stt_model_loaded", model=str(self.model_path), load_s=round(self.load_s, 2))
 
@@ -497,10 +550,14 @@ class CTranslate2Whisper:
             features = self._full_window(audio, at_least_s=self.cfg.open_window_s)
         else:
             features = self._short_window(audio)
-        return self._generate(features, self._prompt_tokens(prompt), max_tokens, n_best)
+        return self._generate(features, prompt, max_tokens, n_best)
 
-    def _prompt_tokens(self, prompt: str | None) -> list[int]:
-        tok = self._tokenizer
+    def _prompt_tokens(self, prompt: str | None, language: str) -> list[int]:
+        tok = self._tokenizers[language]
+        if language != self.cfg.language:
+            # The practice's prompt is one sentence in the practice's language: in another
+            # language it pulls the decoder towards translating.
+            prompt = None
         tokens: list[int] = []
         if prompt and prompt.strip():
             vocab = tok.encode(" " + prompt.strip())[-PROMPT_MAX_TOKENS:]
@@ -539,14 +596,28 @@ class CTranslate2Whisper:
         features = self._model.feature_extractor(np.concatenate([audio, pad]))[:, :-1]
         return np.ascontiguousarray(features[:, :_FULL_WINDOW_FRAMES], dtype=np.float32)
 
+    def _language(self, encoded: Any) -> str:
+        """Which of the configured languages is spoken (``cfg.language`` when only one)."""
+        if len(self._tokenizers) == 1:
+            return self.cfg.language
+        ranked: list[tuple[str, float]] = self._model.model.detect_language(encoded)[0]
+        for token, _prob in ranked:  # best first
+            lang = token.strip("<|>")
+            if lang in self._tokenizers:
+                return lang
+        return self.cfg.language
+
     def _generate(
-        self, window: npt.NDArray[np.float32], prompt: list[int], budget: int, n_best: int
+        self, window: npt.NDArray[np.float32], prompt_text: str | None, budget: int, n_best: int
     ) -> Hypothesis:
         from faster_whisper.transcribe import get_ctranslate2_storage
 
         short = window.shape[1] < _FULL_WINDOW_FRAMES
         n_best = max(1, n_best)
         encoded = self._model.model.encode(get_ctranslate2_storage(window[None]), to_cpu=False)
+        language = self._language(encoded)
+        tokenizer = self._tokenizers[language]
+        prompt = self._prompt_tokens(prompt_text, language)
         result: Any = self._model.model.generate(
             encoded,
             [prompt],
@@ -558,15 +629,15 @@ class CTranslate2Whisper:
             suppress_blank=True,
             suppress_tokens=self._suppress,
         )[0]
-        tokens: list[int] = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
+        tokens: list[int] = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         # CTranslate2 reports the sum of log-probs normalised by length; recover Whisper's average
         # over the tokens plus the end-of-text token, as faster-whisper does.
         avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
-        text = self._tokenizer.decode(tokens)
+        text = tokenizer.decode(tokens)
         looped = False
         at_limit = len(result.sequences_ids[0]) >= budget
         others = tuple(
-            self._tokenizer.decode([t for t in seq if t < self._tokenizer.eot])
+            tokenizer.decode([t for t in seq if t < tokenizer.eot])
             for seq in result.sequences_ids[1:]
         )
         if short:
@@ -585,6 +656,7 @@ class CTranslate2Whisper:
             no_speech_prob=float(result.no_speech_prob),
             hit_length_limit=at_limit,
             alternatives=others,
+            language=language,
         )
 
 
@@ -592,10 +664,18 @@ class FasterWhisperTranscriber:
     """Whisper with the voice pre-check, the window policy and the guards around it."""
 
     def __init__(
-        self, cfg: SttConfig, *, vad: Vad | None = None, decoder: WhisperDecoder | None = None
+        self,
+        cfg: SttConfig,
+        *,
+        vad: Vad | None = None,
+        decoder: WhisperDecoder | None = None,
+        languages: Sequence[str] = (),
     ) -> None:
+        """``languages``: see ``CTranslate2Whisper`` (ignored with a ``decoder`` given)."""
         self.cfg = cfg
-        self.decoder: WhisperDecoder = decoder if decoder is not None else CTranslate2Whisper(cfg)
+        self.decoder: WhisperDecoder = (
+            decoder if decoder is not None else CTranslate2Whisper(cfg, languages=languages)
+        )
         self._vad = vad if vad is not None else build_vad(_gate_settings())
 
     def transcribe(
@@ -641,12 +721,14 @@ class FasterWhisperTranscriber:
                 max_tokens=budget,
                 n_best=n_best,
             )
+        # An echo of the prompt among the other hypotheses would be read for red flags too.
+        others = tuple(a for a in h.alternatives if not echoes_prompt(a, prompt))
         return _transcript(
-            h,
+            dataclasses.replace(h, alternatives=others),
             duration_s=duration_s,
             elapsed_s=time.perf_counter() - started,
             window=used,
-            rejected=rejection(h, self.cfg, voiced_ms=voiced),
+            rejected=rejection(h, self.cfg, voiced_ms=voiced, prompt=prompt),
         )
 
     def _window(self, short_answer: bool) -> EncoderWindow:
@@ -725,7 +807,7 @@ class OpenAIWhisperTranscriber:
             duration_s=duration_s,
             elapsed_s=time.perf_counter() - started,
             window="full",
-            rejected=rejection(h, self.cfg, voiced_ms=voiced),
+            rejected=rejection(h, self.cfg, voiced_ms=voiced, prompt=prompt),
         )
 
 
@@ -743,7 +825,8 @@ def build_second_transcriber(cfg: SttConfig) -> Transcriber | None:
     if not cfg.second_model:
         return None
     return FasterWhisperTranscriber(
-        dataclasses.replace(cfg, backend="faster-whisper", model=cfg.second_model, second_model="")
+        dataclasses.replace(cfg, backend="faster-whisper", model=cfg.second_model, second_model=""),
+        languages=cfg.second_languages,
     )
 
 

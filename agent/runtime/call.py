@@ -380,13 +380,15 @@ class CallSession:
             text = speech.text
             self.observer.stt_time(self.call_id, loop.time() - stt_started)
             self._reply_due_since = item.ended_at
-            if not text:
-                continue  # noise, a cough: no words; keep listening within the same timeout
-            understanding = self.engines.nlu.understand(
-                text, now=self.clock(), expect=cmd.expect, alternatives=speech.alternatives
-            )
-            if self._second_listen_due(cmd, understanding):
+            understanding = None
+            if text:
+                understanding = self.engines.nlu.understand(
+                    text, now=self.clock(), expect=cmd.expect, alternatives=speech.alternatives
+                )
+            if self._second_listen_due(cmd, speech, understanding):
                 understanding = await self._listen_again(item, speech, understanding, cmd)
+            if understanding is None:
+                continue  # noise, a cough: no words; keep listening within the same timeout
             # The words acted on (the second hearing's after a second listen) are what staff read.
             self.observer.heard(self.call_id, understanding.text)
             await self.records.turn(
@@ -402,17 +404,23 @@ class CallSession:
             )
             return Heard(self.clock(), understanding)
 
-    def _second_listen_due(self, cmd: Listen, u: Understanding) -> bool:
+    def _second_listen_due(
+        self, cmd: Listen, speech: SpeechResult, u: Understanding | None
+    ) -> bool:
         return (
             self.engines.second_stt is not None
             and cmd.expect == "open"
             and not cmd.detail
-            and worth_a_second_listen(u, self.cfg.nlu.min_confidence)
+            and worth_a_second_listen(u, self.cfg.nlu.min_confidence, unclear=speech.unclear)
         )
 
     async def _listen_again(
-        self, item: _Utterance, first: SpeechResult, understanding: Understanding, cmd: Listen
-    ) -> Understanding:
+        self,
+        item: _Utterance,
+        first: SpeechResult,
+        understanding: Understanding | None,
+        cmd: Listen,
+    ) -> Understanding | None:
         """The larger recogniser hears the turn again. Its words are the ones acted on (it hears
         better); triage reads both hearings. Any failure leaves the first hearing as it was."""
         assert self.engines.second_stt is not None
@@ -434,10 +442,10 @@ class CallSession:
                 again.text, again.alternatives, (first.text,), first.alternatives
             ),
         )
-        if merged.urgency != understanding.urgency:
+        if understanding is None or merged.urgency != understanding.urgency:
             log.info(
-                "second listen changed urgency",
-                was=understanding.urgency,
+                "second listen changed what was heard",
+                was=understanding.urgency if understanding else "nothing",
                 urgency=merged.urgency,
                 red_flags=[f.rule_id for f in merged.red_flags],
             )

@@ -28,6 +28,8 @@ class SpeechResult:
     """Words heard in the audio; ``""`` when there were none (noise, silence)."""
     alternatives: tuple[str, ...] = ()
     """The recogniser's other hypotheses (for red-flag triage)."""
+    unclear: bool = False
+    """No words, yet there was speech the recogniser could not make out (``stt.unclear``)."""
 
 
 class SpeechToText(Protocol):
@@ -84,7 +86,9 @@ class WhisperStt:
 
     async def transcribe(self, pcm16_8k: bytes, *, short_answer: bool = False) -> SpeechResult:
         result = await self._t.transcribe(pcm16_8k, prompt=self._prompt, short_answer=short_answer)
-        return SpeechResult(result.text.strip(), tuple(result.alternatives))
+        from agent.engines.stt import unclear
+
+        return SpeechResult(result.text.strip(), tuple(result.alternatives), unclear(result))
 
 
 class SpacyNlu:

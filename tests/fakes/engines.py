@@ -21,8 +21,13 @@ from agent.runtime.engines import Engines, SpeechResult
 from agent.runtime.prompts import PromptCache, static_prompts
 
 
+UNCLEAR = "<unclear>"
+"""A script line for speech the recogniser could not make out (no words, ``unclear``)."""
+
+
 class ScriptedStt:
-    """Returns the next script line for each new utterance. The call session may transcribe an
+    """Returns the next script line for each new utterance (``UNCLEAR``: speech it could not
+    make out). The call session may transcribe an
     utterance twice (a speculative pass when the caller falls silent, then the final one): both
     passes start with the same audio, so the line is keyed by the first 200 ms of its speech."""
 
@@ -39,7 +44,10 @@ class ScriptedStt:
         key = samples[start : start + 1600].tobytes()
         if key not in self._by_start:
             self._by_start[key] = self.lines.popleft() if self.lines else ""
-        return SpeechResult(self._by_start[key])
+        line = self._by_start[key]
+        if line == UNCLEAR:
+            return SpeechResult("", unclear=True)
+        return SpeechResult(line)
 
 
 KEYWORDS = [

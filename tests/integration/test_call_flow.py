@@ -10,7 +10,7 @@ import os
 import pytest
 
 from agent.core.pacer import split_frames
-from tests.fakes.engines import ScriptedStt
+from tests.fakes.engines import UNCLEAR, ScriptedStt
 from tests.integration.callkit import call_kit, voiced_seconds
 
 pytestmark = pytest.mark.e2e
@@ -252,5 +252,27 @@ async def test_a_request_that_is_not_about_health_is_heard_once(tmp_path) -> Non
         await kit.wait_listening()
         assert second.heard_audio == []
         assert not any("9 1 1" in p for p in kit.obs.prompts)
+        await caller.hangup()
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+
+
+async def test_speech_the_first_recogniser_could_not_make_out_goes_to_the_second(
+    tmp_path,
+) -> None:
+    # tiny.en could not make out the caller (an accent, another language): the larger model
+    # hears the turn instead of the call treating it as a cough.
+    async with call_kit([UNCLEAR], tmp=str(tmp_path)) as kit:
+        second = ScriptedStt(["what are your hours"])
+        kit.sup.engines.second_stt = second
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        n_before = len(kit.obs.prompts)
+        await kit.say(caller, "What are your hours")
+        await kit.wait_listening()
+        assert len(second.heard_audio) == 1
+        assert any("open" in p.lower() for p in kit.obs.prompts[n_before:])
+        assert [t for _, who, t, _ in kit.records.turns if who == "caller"] == [
+            "what are your hours"
+        ]
         await caller.hangup()
         await asyncio.wait_for(kit.obs.ended_event.wait(), 10)

@@ -129,7 +129,7 @@ def test_emergencies_spoken_over_the_phone_line_are_caught(model_dir: str) -> No
         voice = natural[n % len(natural)]
         ulaw = telephone.synthesize_caller(item.text, voice, noise_db=-45, seed=n)
         pcm = as_a_call_cuts_it(ulaw_decode(ulaw).tobytes(), cfg.vad, seed=n)
-        results.append(ears.hear(pcm, now=NOW).understanding)
+        results.append(ears.hear(pcm, now=NOW).understanding or ears.nothing(NOW))
     report = score(emergencies, results, min_confidence=cfg.nlu.min_confidence)
     assert report.emergency_safety_net == 1.0, report.misses
     assert report.urgency_recall["emergency"] >= 0.9, report.misses

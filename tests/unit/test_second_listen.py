@@ -30,6 +30,9 @@ def test_symptom_urgent_and_unsure_turns_without_an_emergency_are_worth_a_second
     assert not worth_a_second_listen(u("symptoms", "emergency", 0.3, [FLAG]), 0.5)  # acted on
     assert not worth_a_second_listen(u("schedule", "routine"), 0.5)
     assert not worth_a_second_listen(u("office_info", "routine", conf=0.51), 0.5)
+    # No words believed: heard again only when there was speech the model could not make out.
+    assert worth_a_second_listen(None, 0.5, unclear=True)
+    assert not worth_a_second_listen(None, 0.5)
 
 
 def test_other_hypotheses_keep_every_one_but_the_best_once_in_order() -> None:
@@ -45,7 +48,13 @@ def test_other_hypotheses_keep_every_one_but_the_best_once_in_order() -> None:
 class ScriptedTranscriber:
     """Returns one fixed transcript; counts the passes."""
 
-    def __init__(self, text: str, alternatives: tuple[str, ...] = (), elapsed_s: float = 0.1):
+    def __init__(
+        self,
+        text: str,
+        alternatives: tuple[str, ...] = (),
+        elapsed_s: float = 0.1,
+        rejected: str | None = None,
+    ):
         self.transcript = Transcript(
             text=text,
             words=tuple(text.lower().split()),
@@ -54,6 +63,7 @@ class ScriptedTranscriber:
             duration_s=2.0,
             elapsed_s=elapsed_s,
             alternatives=alternatives,
+            rejected=rejected,
         )
         self.passes = 0
 
@@ -112,3 +122,24 @@ def test_no_second_model_and_an_empty_second_hearing_leave_the_first_as_it_was()
     hearing = ears("symptoms", first, silent).hear(b"\0\0" * 16000, now=NOW)
     assert silent.passes == 1 and hearing.understanding.urgency == "routine"
     assert hearing.understanding.alternatives == () and hearing.heard == "I feel a bit off today."
+
+
+def test_speech_the_first_recogniser_could_not_make_out_is_heard_by_the_second() -> None:
+    # A Spanish caller to tiny.en: it copies its prompt, and the copy is rejected.
+    first = ScriptedTranscriber("", rejected="prompt_echo")
+    second = ScriptedTranscriber("Me desmayé dos veces esta mañana.")
+    hearing = ears("symptoms", first, second).hear(b"\0\0" * 16000, now=NOW)
+    assert hearing.understanding is not None
+    assert hearing.understanding.text == hearing.heard == "Me desmayé dos veces esta mañana."
+    assert hearing.understanding.alternatives == ()
+    # Neither made it out: nothing heard, as a call would keep listening.
+    both = ears("symptoms", first, ScriptedTranscriber("", rejected="low_confidence"))
+    assert both.hear(b"\0\0" * 16000, now=NOW).understanding is None
+
+
+def test_silence_and_noise_are_not_heard_twice() -> None:
+    for reason in ("no_voice", "no_speech", "hallucination", "empty"):
+        second = ScriptedTranscriber("I fainted")
+        first = ScriptedTranscriber("", rejected=reason)
+        hearing = ears("symptoms", first, second).hear(b"\0\0" * 16000, now=NOW)
+        assert hearing.understanding is None and second.passes == 0, reason

@@ -25,6 +25,7 @@ from agent.engines.stt import (
     build_transcriber,
     compression_ratio,
     cut_loop,
+    echoes_prompt,
     looks_wrong,
     max_new_tokens,
     rejection,
@@ -139,6 +140,30 @@ def test_a_real_thank_you_with_clear_speech_is_kept() -> None:
     assert t.text == "No, thank you." and t.words == ("no", "thank", "you")
     # A bare "Thank you." is believed too when the evidence for speech is strong.
     assert rejection(Hypothesis("Thank you.", -0.1, 0.05), CFG, voiced_ms=800) is None
+
+
+def test_a_copy_of_the_prompt_is_no_transcript_and_no_alternative() -> None:
+    # Whisper on audio it cannot make out copies its prompt; ours names symptoms, which triage
+    # would otherwise read as red flags.
+    prompt = "A patient calls Maple Street Family Practice about an overdose or a fever."
+    echo = "A patient calls Maple Street Family Practice about 1,000,000,000,"
+    h = Hypothesis(
+        echo, -0.4, 0.05, alternatives=("Ok. A patient calls Maple Street about a fever",)
+    )
+    t = transcriber(FakeWhisper(open=h, full=h)).transcribe(speech(), prompt=prompt)
+    assert t.rejected == "prompt_echo" and t.text == "" and t.alternatives == ()
+    # A real sentence keeps its place; an echoing other hypothesis is dropped from the list.
+    h = Hypothesis(
+        "I took an overdose.",
+        -0.3,
+        0.02,
+        alternatives=("A patient calls Maple Street Family", "I took an overdose"),
+    )
+    t = transcriber(FakeWhisper(open=h)).transcribe(speech(), prompt=prompt)
+    assert t.text == "I took an overdose." and t.alternatives == ("I took an overdose",)
+    # Words of the prompt said by a caller are not an echo: only its opening, in a row, is.
+    assert not echoes_prompt("A patient of Maple Street has a fever", prompt)
+    assert not echoes_prompt("a patient calls", None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -287,7 +287,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--audio",
         action="store_true",
-        help="synthesize the English utterances as phone calls, transcribe, report WER per voice",
+        help="synthesize the utterances as phone calls, each voice those of its language "
+        "(`es` speaks the Spanish ones), transcribe, report WER per voice",
     )
     parser.add_argument(
         "--voices",
@@ -343,9 +344,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.audio:
         voices = [v for v in args.voices.split(",") if v]
-        english = [i for i in items if i.lang == "en"]
         try:
-            per_voice = _audio_eval(cfg, understander, english, voices, args.noise_db, now)
+            per_voice = _audio_eval(cfg, understander, items, voices, args.noise_db, now)
         except (EngineError, ImportError) as exc:
             print(f"medagent eval --audio: {exc}", file=sys.stderr)
             return 2
@@ -385,13 +385,16 @@ def _audio_eval(
     synthesize: Callable[..., Any] = telephone.synthesize_caller
     per_voice: dict[str, dict[str, Any]] = {}
     for voice in voices:
+        # Each voice speaks the utterances of its own language.
+        language = telephone.caller_voice(voice).language
+        spoken = [i for i in items if i.lang == language]
         edits = words = first_edits = 0
         results = []
         heard_texts = []
         stt_s = 0.0
         first_s: list[float] = []
         second_s: list[float] = []
-        for seed, item in enumerate(items):
+        for seed, item in enumerate(spoken):
             # The caller's line delivers μ-law; the STT engine takes linear 16-bit samples.
             pcm = ulaw_decode(synthesize(item.text, voice, noise_db=noise_db, seed=seed)).tobytes()
             pcm = as_a_call_cuts_it(pcm, cfg.vad, seed=seed)
@@ -406,8 +409,8 @@ def _audio_eval(
             e, _ = word_error_rate(item.text, hearing.first.text)
             first_edits += e
             heard_texts.append(heard)
-            results.append(hearing.understanding)
-        report = score(items, results, min_confidence=cfg.nlu.min_confidence)
+            results.append(hearing.understanding or ears.nothing(now))
+        report = score(spoken, results, min_confidence=cfg.nlu.min_confidence)
         per_voice[voice] = {
             "n": report.n,
             # Of the words acted on (the second hearing's on turns heard twice), and of the
@@ -417,7 +420,7 @@ def _audio_eval(
             **report.metrics(),
             "red_flag_recall": report.red_flag_recall,
             "emergency_safety_net": report.emergency_safety_net,
-            "stt_s_per_utterance": stt_s / max(len(items), 1),
+            "stt_s_per_utterance": stt_s / max(len(spoken), 1),
             "first_listen_p50_s": _median(first_s),
             # Turns the second model heard again (``stt.second_model``) and what that took.
             "second_listens": len(second_s),
@@ -425,7 +428,7 @@ def _audio_eval(
             # Synthetic speech of dev-set sentences: no caller's words are printed.
             "misses": [
                 {**miss, "heard": heard}
-                for miss, heard in _misses_with_heard(report.misses, items, heard_texts)
+                for miss, heard in _misses_with_heard(report.misses, spoken, heard_texts)
             ],
         }
     return per_voice

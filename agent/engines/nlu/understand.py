@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
                     ears = Ears.from_config(cfg, understander)
                 pcm = load_pcm16_8k(value, telephone=args.telephone)
-                result = ears.hear(pcm, now=now).understanding
+                result = ears.hear(pcm, now=now).understanding or ears.nothing(now)
             except (OSError, ValueError, EngineError) as exc:
                 print(f"medagent understand: {value}: {exc}", file=sys.stderr)
                 status = 1
