@@ -199,10 +199,13 @@ def _second_listen(
     if not cfg.second_model:
         return {"off": True}
     rss_before = _rss_mb()
-    model = CTranslate2Whisper(dataclasses.replace(cfg, model=cfg.second_model))
+    model = CTranslate2Whisper(
+        dataclasses.replace(cfg, model=cfg.second_model), languages=cfg.second_languages
+    )
     stt = FasterWhisperTranscriber(cfg, decoder=model)
     out: dict[str, Any] = {
         "model": cfg.second_model,
+        "languages": cfg.second_languages,
         "load_s": round(model.load_s, 2),
         "model_rss_mb": round(_rss_mb() - rss_before, 1),
     }

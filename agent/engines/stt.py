@@ -35,11 +35,14 @@ On the shortened windows the first copy is kept when the decoder loops, and a re
 looks wrong (``looks_wrong``) is redone on the full window.
 
 Second listen. ``build_second_transcriber`` loads ``stt.second_model`` (Whisper ``base``, five
-times the weights) with the same windows and guards. A call hears a turn again with it only when
-the turn is about the caller's health, or the intent model is unsure, and no emergency was heard
-(``agent.core.understanding.worth_a_second_listen``); triage then reads both n-best lists. On the
-dev set's English utterances (four natural voices, segmenter-cut) about one turn in three
-qualifies, most of them routine, and the second pass adds ~350 ms to those turns only.
+times the weights) with the same windows and guards, detecting per pass which of
+``stt.second_languages`` is spoken. A call hears a turn again with it only when the turn is about
+the caller's health, or the intent model is unsure, and no emergency was heard, or when tiny.en
+could not make the speech out at all (``unclear``; see
+``agent.core.understanding.worth_a_second_listen``). Its words are then acted on, and triage reads
+both n-best lists. On the dev set's 467 English utterances (four natural voices, segmenter-cut)
+about one turn in three qualifies, most of them routine; the pass costs ~350 ms on those turns
+only, and emergency recall went from 68/65/64/65 to 69/69/69/68 of 69.
 
 Partial and speculative passes are ordinary calls. The recipe for the call's runtime: at the
 segmenter's ``SilenceBegan`` start ``AsyncTranscriber.transcribe(event.audio)`` as a task; at
