@@ -822,6 +822,13 @@ def build_transcriber(cfg: SttConfig) -> Transcriber:
     raise EngineError(f"unknown stt.backend {cfg.backend!r}")
 
 
+def whisper_languages() -> frozenset[str]:
+    """The language codes Whisper's multilingual models know (``en``, ``es``…)."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return frozenset(_LANGUAGE_CODES)
+
+
 def build_second_transcriber(cfg: SttConfig) -> Transcriber | None:
     """The recogniser of the second listen (``stt.second_model``, faster-whisper with the same
     windows and guards as the first); ``None`` when the setting is empty."""

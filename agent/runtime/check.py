@@ -516,6 +516,16 @@ def check_models(cfg: Config, report: Report) -> None:
     _check_whisper_model(cfg.stt, "stt.model", cfg.stt.model, report)
     if cfg.stt.second_model:
         _check_whisper_model(cfg.stt, "stt.second_model", cfg.stt.second_model, report)
+        from agent.engines.stt import whisper_languages
+
+        unknown = [lang for lang in cfg.stt.second_languages if lang not in whisper_languages()]
+        if unknown:
+            report.problem(
+                "stt",
+                f"stt.second_languages: {', '.join(map(repr, unknown))} not a Whisper language "
+                "code (the second listen would not start)",
+                'use two-letter codes such as "en", "es", "fr", or [] for stt.language only',
+            )
     from agent.engines.nlu.classifier import META_FILE, TRAIN_COMMAND
 
     nlu_dir = Path(cfg.nlu.model_dir)

@@ -20,7 +20,6 @@ from agent.engines.vad import build_vad
 from agent.runtime.engines import Engines, SpeechResult
 from agent.runtime.prompts import PromptCache, static_prompts
 
-
 UNCLEAR = "<unclear>"
 """A script line for speech the recogniser could not make out (no words, ``unclear``)."""
 

@@ -4,14 +4,16 @@ real synthesized caller speech (VAD and segmentation are real) and scripted reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 
 from agent.core.pacer import split_frames
 from tests.fakes.engines import UNCLEAR, ScriptedStt
-from tests.integration.callkit import call_kit, voiced_seconds
+from tests.integration.callkit import Kit, call_kit, voiced_seconds
 
 pytestmark = pytest.mark.e2e
 
@@ -221,39 +223,51 @@ async def test_caller_that_stops_sending_rtp_after_speaking_still_gets_an_answer
         await caller.hangup()
 
 
+@contextlib.asynccontextmanager
+async def one_turn(
+    tmp_path, first: str, second: str, said: str
+) -> AsyncIterator[tuple[Kit, ScriptedStt, list[str]]]:
+    """A call of one caller turn (``said``, as synthesized speech) that the first recogniser
+    hears as ``first`` and the second model, if the call asks it, as ``second``. Yields the kit,
+    the second recogniser and the agent's prompts after the turn; the caller hangs up after."""
+    async with call_kit([first], tmp=str(tmp_path)) as kit:
+        second_stt = ScriptedStt([second])
+        kit.sup.engines.second_stt = second_stt
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        n_before = len(kit.obs.prompts)
+        await kit.say(caller, said)
+        await kit.wait_listening()
+        yield kit, second_stt, kit.obs.prompts[n_before:]
+        await caller.hangup()
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+
+
+def caller_turns(kit: Kit) -> list[str]:
+    return [text for _, speaker, text, _ in kit.records.turns if speaker == "caller"]
+
+
 async def test_an_emergency_only_the_second_recogniser_heard_gets_911_at_once(tmp_path) -> None:
     # The first recogniser hears "I think it twice": a symptom turn with no red flag. The second
     # (stt.second_model) hears the same audio again and catches "fainted": the caller is told to
     # dial 911 in the agent's very next turn, not after the screening question.
-    async with call_kit(["i feel dizzy and i think it twice"], tmp=str(tmp_path)) as kit:
-        second = ScriptedStt(["i feel dizzy and i fainted twice"])
-        kit.sup.engines.second_stt = second
-        caller = await kit.sim.place_call("100", caller_number="5551234567")
-        await kit.wait_listening()
-        n_before = len(kit.obs.prompts)
-        await kit.say(caller, "I feel dizzy and I fainted twice")
-        await kit.wait_listening()
-        assert "9 1 1" in kit.obs.prompts[n_before]
+    heard = "i feel dizzy and i fainted twice"
+    async with one_turn(tmp_path, "i feel dizzy and i think it twice", heard, heard) as (
+        kit,
+        second,
+        prompts,
+    ):
+        assert "9 1 1" in prompts[0]
         assert len(second.heard_audio) == 1
-        # Staff read the words that were acted on.
-        caller_turns = [text for _, speaker, text, _ in kit.records.turns if speaker == "caller"]
-        assert caller_turns == ["i feel dizzy and i fainted twice"]
-        await caller.hangup()
-        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+        assert caller_turns(kit) == [heard]  # staff read the words that were acted on
 
 
 async def test_a_request_that_is_not_about_health_is_heard_once(tmp_path) -> None:
-    async with call_kit(["what are your hours", "no"], tmp=str(tmp_path)) as kit:
-        second = ScriptedStt(["i fainted"])
-        kit.sup.engines.second_stt = second
-        caller = await kit.sim.place_call("100", caller_number="5551234567")
-        await kit.wait_listening()
-        await kit.say(caller, "What are your hours")
-        await kit.wait_listening()
+    said = "what are your hours"
+    async with one_turn(tmp_path, said, "i fainted", said) as (kit, second, prompts):
         assert second.heard_audio == []
-        assert not any("9 1 1" in p for p in kit.obs.prompts)
-        await caller.hangup()
-        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+        assert not any("9 1 1" in p for p in prompts)
+        assert caller_turns(kit) == [said]
 
 
 async def test_speech_the_first_recogniser_could_not_make_out_goes_to_the_second(
@@ -261,18 +275,8 @@ async def test_speech_the_first_recogniser_could_not_make_out_goes_to_the_second
 ) -> None:
     # tiny.en could not make out the caller (an accent, another language): the larger model
     # hears the turn instead of the call treating it as a cough.
-    async with call_kit([UNCLEAR], tmp=str(tmp_path)) as kit:
-        second = ScriptedStt(["what are your hours"])
-        kit.sup.engines.second_stt = second
-        caller = await kit.sim.place_call("100", caller_number="5551234567")
-        await kit.wait_listening()
-        n_before = len(kit.obs.prompts)
-        await kit.say(caller, "What are your hours")
-        await kit.wait_listening()
+    said = "what are your hours"
+    async with one_turn(tmp_path, UNCLEAR, said, said) as (kit, second, prompts):
         assert len(second.heard_audio) == 1
-        assert any("open" in p.lower() for p in kit.obs.prompts[n_before:])
-        assert [t for _, who, t, _ in kit.records.turns if who == "caller"] == [
-            "what are your hours"
-        ]
-        await caller.hangup()
-        await asyncio.wait_for(kit.obs.ended_event.wait(), 10)
+        assert any("open" in p.lower() for p in prompts)
+        assert caller_turns(kit) == [said]

@@ -239,6 +239,9 @@ async def test_a_second_model_that_cannot_load_is_named_with_its_key(
     p = _only(report, "stt")
     assert p.message.startswith("stt.second_model: Whisper model ")
     assert "stt.second_model" in p.fix
+    report = await run_checks(_cfg(setup, stt={"second_languages": ["en", "spanish"]}))
+    p = _only(report, "stt")
+    assert p.message.startswith("stt.second_languages: 'spanish' not a Whisper language code")
     # Off is a valid choice: nothing to check, nothing reported.
     report = await run_checks(_cfg(setup, stt={"second_model": ""}))
     assert not [p for p in report.problems if p.area == "stt"]
