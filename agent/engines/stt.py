@@ -42,7 +42,9 @@ could not make the speech out at all (``unclear``; see
 ``agent.core.understanding.worth_a_second_listen``). Its words are then acted on, and triage reads
 both n-best lists. On the dev set's 467 English utterances (four natural voices, segmenter-cut)
 about one turn in three qualifies, most of them routine; the pass costs ~350 ms on those turns
-only, and emergency recall went from 68/65/64/65 to 69/69/69/68 of 69.
+only, and emergency recall went from 68/65/64/65 to 69/69/69/68 of 69. It keeps the n-best list:
+greedy would save ~120 ms per pass but heard 69/67/69/67. In a call the second pass runs inside
+the speculative pass, half-way through the end-of-turn silence, so it is mostly hidden.
 
 Partial and speculative passes are ordinary calls. The recipe for the call's runtime: at the
 segmenter's ``SilenceBegan`` start ``AsyncTranscriber.transcribe(event.audio)`` as a task; at

@@ -112,8 +112,8 @@ class _Utterance:
     duration_ms: int
     ended_at: float
     """Loop time the segmenter saw the end of the utterance."""
-    early: asyncio.Task[SpeechResult] | None = None
-    """The speculative transcription started when the caller fell silent (same words, less the
+    early: asyncio.Task[Understanding | None] | None = None
+    """The speculative hearing started when the caller fell silent (same words, less the
     trailing silence), when it was still valid at the end of the utterance."""
 
 
@@ -188,8 +188,9 @@ class CallSession:
         self._bridged_to: str | None = None
         self._transfer_legs: set[str] = set()
         self._reply_due_since: float | None = None
-        self._early: tuple[int, asyncio.Task[SpeechResult]] | None = None
-        self._short_answer = False
+        self._early: tuple[int, asyncio.Task[Understanding | None]] | None = None
+        self._listening = Listen()
+        """What the dialog last asked to listen for (the speculative pass hears with it)."""
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -358,8 +359,8 @@ class CallSession:
             return None
 
     async def _listen(self, cmd: Listen) -> DialogEvent:
-        self._short_answer = cmd.expect != "open"
-        self._segmenter.expect_short_answer(self._short_answer)
+        self._listening = cmd
+        self._segmenter.expect_short_answer(cmd.expect != "open")
         self.observer.listening(self.call_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cmd.timeout_s
@@ -376,17 +377,9 @@ class CallSession:
             if isinstance(item, _Dtmf):
                 return DtmfReceived(self.clock(), item.digit)
             stt_started = loop.time()
-            speech = await self._transcribe(item, short_answer=cmd.expect != "open")
-            text = speech.text
+            understanding = await self._words_of(item, cmd)
             self.observer.stt_time(self.call_id, loop.time() - stt_started)
             self._reply_due_since = item.ended_at
-            understanding = None
-            if text:
-                understanding = self.engines.nlu.understand(
-                    text, now=self.clock(), expect=cmd.expect, alternatives=speech.alternatives
-                )
-            if self._second_listen_due(cmd, speech, understanding):
-                understanding = await self._listen_again(item, speech, understanding, cmd)
             if understanding is None:
                 continue  # noise, a cough: no words; keep listening within the same timeout
             # The words acted on (the second hearing's after a second listen) are what staff read.
@@ -414,9 +407,33 @@ class CallSession:
             and worth_a_second_listen(u, self.cfg.nlu.min_confidence, unclear=speech.unclear)
         )
 
+    async def _hear(
+        self, pcm16: bytes, cmd: Listen, *, silent_since: float | None = None
+    ) -> Understanding | None:
+        """What the caller said in ``pcm16``, understood: the first recogniser, then the second
+        when the turn calls for it (``None``: no words).
+
+        Run as the speculative pass when the caller falls silent (``silent_since``: that loop
+        time), so a second listen mostly happens during the end-of-turn silence. It waits for half
+        of that silence first: the first pass is cheap, but a second one spent on a pause
+        mid-sentence costs a larger model's time on a 2-core box."""
+        speech = await self.engines.stt.transcribe(pcm16, short_answer=cmd.expect != "open")
+        understanding = None
+        if speech.text:
+            understanding = self.engines.nlu.understand(
+                speech.text, now=self.clock(), expect=cmd.expect, alternatives=speech.alternatives
+            )
+        if self._second_listen_due(cmd, speech, understanding):
+            if silent_since is not None:
+                loop = asyncio.get_running_loop()
+                settle_s = self.cfg.vad.end_silence_ms / 2000
+                await asyncio.sleep(max(0.0, silent_since + settle_s - loop.time()))
+            understanding = await self._listen_again(pcm16, speech, understanding, cmd)
+        return understanding
+
     async def _listen_again(
         self,
-        item: _Utterance,
+        pcm16: bytes,
         first: SpeechResult,
         understanding: Understanding | None,
         cmd: Listen,
@@ -427,7 +444,7 @@ class CallSession:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            again = await self.engines.second_stt.transcribe(item.pcm16)
+            again = await self.engines.second_stt.transcribe(pcm16)
         except Exception as exc:  # the screening question still follows a symptom turn
             log.warning("second listen failed", error=repr(exc))
             return understanding
@@ -451,20 +468,20 @@ class CallSession:
             )
         return merged
 
-    async def _transcribe(self, item: _Utterance, *, short_answer: bool) -> SpeechResult:
+    async def _words_of(self, item: _Utterance, cmd: Listen) -> Understanding | None:
         if item.early is not None:
             try:
                 return await item.early
             except Exception as exc:  # the speculative pass failed: do the normal one
                 log.warning("speculative transcription failed", error=repr(exc))
-        return await self.engines.stt.transcribe(item.pcm16, short_answer=short_answer)
+        return await self._hear(item.pcm16, cmd)
 
     def _start_early_pass(self, ev: SilenceBegan) -> None:
-        """The caller went quiet: transcribe what they said so far now, while the end-of-utterance
+        """The caller went quiet: hear what they said so far now, while the end-of-utterance
         silence runs (~0.35-0.6 s saved per turn). Cancelled if they go on speaking."""
         self._cancel_early_pass()
         task = asyncio.get_running_loop().create_task(
-            self.engines.stt.transcribe(ev.audio, short_answer=self._short_answer),
+            self._hear(ev.audio, self._listening, silent_since=asyncio.get_running_loop().time()),
             name=f"call:{self.channel.id}:early-stt",
         )
         self._helpers.add(task)
@@ -478,7 +495,7 @@ class CallSession:
             self._early[1].cancel()
             self._early = None
 
-    def _take_early_pass(self, utterance_id: int) -> asyncio.Task[SpeechResult] | None:
+    def _take_early_pass(self, utterance_id: int) -> asyncio.Task[Understanding | None] | None:
         early, self._early = self._early, None
         if early is None:
             return None

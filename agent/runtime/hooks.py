@@ -97,7 +97,8 @@ class CallObserver:
         """End of the caller's utterance → the agent's reply starts playing."""
 
     def stt_time(self, call_id: str, seconds: float) -> None:
-        """How long one transcription took."""
+        """How long the call waited, after the utterance ended, for its words (both listens;
+        less when the speculative pass started at the caller's silence)."""
 
     def second_listen(self, call_id: str, seconds: float) -> None:
         """How long the second model took to hear a turn again (``stt.second_model``)."""

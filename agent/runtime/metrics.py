@@ -182,7 +182,9 @@ class Metrics:
             TURN_BUCKETS_S,
         )
         self.stt_time_s = Histogram(
-            "medagent_stt_seconds", "time to transcribe one utterance", STT_BUCKETS_S
+            "medagent_stt_seconds",
+            "end of an utterance to its words (both listens, after any speculative pass)",
+            STT_BUCKETS_S,
         )
         self.second_listen_s = Histogram(
             "medagent_second_listen_seconds",

@@ -258,7 +258,7 @@ async def test_an_emergency_only_the_second_recogniser_heard_gets_911_at_once(tm
         prompts,
     ):
         assert "9 1 1" in prompts[0]
-        assert len(second.heard_audio) == 1
+        assert second.heard_audio  # (more than once when a pause started a speculative pass)
         assert caller_turns(kit) == [heard]  # staff read the words that were acted on
 
 
@@ -277,6 +277,6 @@ async def test_speech_the_first_recogniser_could_not_make_out_goes_to_the_second
     # hears the turn instead of the call treating it as a cough.
     said = "what are your hours"
     async with one_turn(tmp_path, UNCLEAR, said, said) as (kit, second, prompts):
-        assert len(second.heard_audio) == 1
+        assert second.heard_audio
         assert any("open" in p.lower() for p in prompts)
         assert caller_turns(kit) == [said]
