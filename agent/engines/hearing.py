@@ -6,7 +6,7 @@ too). When the turn is about the caller's health, or the intent model is unsure 
 raised no emergency (``worth_a_second_listen``), the second recogniser (``stt.second_model``)
 hears the same audio again: its words are the ones acted on (it hears better), and triage reads
 both hearings. The call's runtime does the same with its async engines
-(``agent.runtime.call.CallSession._listen_again``).
+(``agent.runtime.call.CallSession._hear``, run as the speculative pass).
 """
 
 from __future__ import annotations
