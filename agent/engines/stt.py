@@ -528,16 +528,16 @@ class CTranslate2Whisper:
                 reason="the model is English-only",
             )
             wanted = wanted[:1]
-        self._tokenizers = {}
-        for lang in wanted:
-            try:
-                self._tokenizers[lang] = Tokenizer(
-                    self._model.hf_tokenizer, multilingual, task="transcribe", language=lang
-                )
-            except (ValueError, KeyError) as exc:
-                raise EngineError(f"{lang!r} is not a Whisper language code ({exc})") from exc
-        self._tokenizer = self._tokenizers[cfg.language]
-        self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
+        unknown = [lang for lang in wanted if multilingual and lang not in whisper_languages()]
+        if unknown:
+            raise EngineError(f"{', '.join(map(repr, unknown))}: not a Whisper language code")
+        self._tokenizers = {
+            lang: Tokenizer(
+                self._model.hf_tokenizer, multilingual, task="transcribe", language=lang
+            )
+            for lang in wanted
+        }
+        self._suppress = list(get_suppressed_tokens(self._tokenizers[cfg.language], [-1]))
         log.info("stt_model_loaded", model=str(self.model_path), load_s=round(self.load_s, 2))
 
     def decode(
