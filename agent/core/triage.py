@@ -34,6 +34,7 @@ from agent.core.negation import (
     is_negated,
     subject_of,
 )
+from agent.core.soundalike import Respelling, SoundAlikes
 from agent.core.understanding import RedFlag, Urgency
 from agent.errors import ConfigError
 
@@ -69,16 +70,38 @@ class _Matcher:
     by_lang: dict[str, re.Pattern[str]]
     literal_words: frozenset[str]
     """Words written in the phrases and patterns themselves ("no" in "no wet diapers")."""
+    exact: re.Pattern[str] | None
+    """The English phrases as written (no one-letter slips) and the patterns: what a text with a
+    sound-alike word put back must match, so that two slips never make a phrase."""
+    sound_alike_words: frozenset[str]
+    """The words of English phrases of two or more words that may be heard as words that sound
+    like them ("swallowed * pills" heard "swole with some of grandma's pills")."""
 
     def find(
-        self, folded: Folded, langs: Iterable[str], *, negatable: bool
+        self,
+        folded: Folded,
+        langs: Iterable[str],
+        *,
+        negatable: bool,
+        respelled: tuple[int, int] | None = None,
     ) -> re.Match[str] | None:
-        """The first match in ``folded`` that no negation governs."""
+        """The first match in ``folded`` that no negation governs. With ``respelled`` (where a
+        sound-alike word was put back), only the English phrases as written count, and only a
+        match that holds that word and at least one word heard as written."""
         for lang in langs:
-            rx = self.by_lang.get(lang)
+            if respelled is None:
+                rx = self.by_lang.get(lang)
+            else:
+                rx = self.exact if lang == "en" else None
             if rx is None:
                 continue
             for m in rx.finditer(folded.text):
+                if respelled is not None and not (
+                    m.start() <= respelled[0]
+                    and respelled[1] <= m.end()
+                    and (m.start(), m.end()) != respelled
+                ):
+                    continue
                 if negatable and (
                     is_negated(folded.words_before(m.start()))
                     or self._negated_inside(m.group().split())
@@ -114,6 +137,7 @@ class Triage:
     def __init__(self, rules: Sequence[Rule], packs: Sequence[str]) -> None:
         self.rules = tuple(rules)
         self.packs = tuple(packs)
+        self._sound_alikes = SoundAlikes(w for r in self.rules for w in r.trigger.sound_alike_words)
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -163,26 +187,43 @@ class Triage:
         order = [lang] + [other for other in LANGS if other != lang]
         flags: list[RedFlag] = []
         for rule in self.rules:
-            m = rule.trigger.find(folded, order, negatable=rule.negatable)
-            if m is None:
-                continue
-            if any(
-                group.find(folded, order, negatable=rule.negatable) is None
-                for group in rule.requires
-            ):
-                continue
-            flags.append(
-                RedFlag(
-                    rule_id=rule.id,
-                    urgency=rule.urgency,
-                    label=rule.label,
-                    matched=folded.original(m.start(), m.end()),
-                    # The match's own words count too: "le duele el pecho" is about him or her.
-                    subject=subject_of(folded.words_before(m.end())),
-                )
-            )
+            flag = self._flag(rule, folded, order)
+            if flag is not None:
+                flags.append(flag)
+        # Then the rules still silent, on the text with one word (or two) that sounds like a
+        # word of their phrases put back: "swole with some of grandma's pills".
+        raised = {f.rule_id for f in flags}
+        for respelling in self._sound_alikes.respellings(folded):
+            for rule in self.rules:
+                if rule.id in raised or respelling.word not in rule.trigger.sound_alike_words:
+                    continue
+                flag = self._flag(rule, respelling.folded, order, respelled=respelling)
+                if flag is not None:
+                    raised.add(rule.id)
+                    flags.append(flag)
         flags.sort(key=lambda f: 0 if f.urgency == "emergency" else 1)
         return flags
+
+    @staticmethod
+    def _flag(
+        rule: Rule, folded: Folded, order: list[str], *, respelled: Respelling | None = None
+    ) -> RedFlag | None:
+        span = None if respelled is None else (respelled.start, respelled.end)
+        m = rule.trigger.find(folded, order, negatable=rule.negatable, respelled=span)
+        if m is None:
+            return None
+        if any(
+            group.find(folded, order, negatable=rule.negatable) is None for group in rule.requires
+        ):
+            return None
+        return RedFlag(
+            rule_id=rule.id,
+            urgency=rule.urgency,
+            label=rule.label,
+            matched=folded.original(m.start(), m.end()),
+            # The match's own words count too: "le duele el pecho" is about him or her.
+            subject=subject_of(folded.words_before(m.end())),
+        )
 
     @staticmethod
     def urgency(flags: Iterable[RedFlag]) -> Urgency:
@@ -275,6 +316,8 @@ def _parse_rule(raw: Any, *, file: str, pack: str, index: int) -> Rule:
 def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
     by_lang: dict[str, re.Pattern[str]] = {}
     literal: set[str] = set()
+    exact: list[str] = []
+    sound_alike: set[str] = set()
     for lang in LANGS:
         suffix = "" if lang == "en" else f"_{lang}"
         parts: list[str] = []
@@ -289,18 +332,43 @@ def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
                     raise ConfigError(f"empty entry in {key + suffix}", file=file, key=where)
                 parts.append(to_regex(value, file=file, where=f"{where}.{key + suffix}"))
                 literal.update(re.findall(r"[a-z]+", fold(value).text))
+                if lang == "en" and key == "phrases":
+                    exact.append(_phrase_regex(value, file=file, where=where, as_written=True))
+                    sound_alike.update(_sound_alike_words(value))
+                elif lang == "en":
+                    exact.append(value)
         if parts:
-            # Whole words only: folded text has a space at each end and between words.
-            by_lang[lang] = re.compile("(?<= )(?:" + "|".join(parts) + ")(?= )")
+            by_lang[lang] = _whole_words(parts)
     if not by_lang:
         raise ConfigError(
             "no phrases or patterns: the rule could never match", file=file, key=where
         )
-    return _Matcher(by_lang=by_lang, literal_words=frozenset(literal))
+    return _Matcher(
+        by_lang=by_lang,
+        literal_words=frozenset(literal),
+        exact=_whole_words(exact) if exact else None,
+        sound_alike_words=frozenset(sound_alike),
+    )
 
 
-def _phrase_regex(phrase: str, *, file: str, where: str) -> str:
-    """The regex of one phrase: its words as written, or with one of its long words misheard.
+def _whole_words(parts: list[str]) -> re.Pattern[str]:
+    # Whole words only: folded text has a space at each end and between words.
+    return re.compile("(?<= )(?:" + "|".join(parts) + ")(?= )")
+
+
+def _sound_alike_words(phrase: str) -> set[str]:
+    """The words of a phrase that may be heard as words that sound like them: each word written
+    out (not ``*``, not a ``word*`` prefix) of a phrase of two words or more."""
+    tokens = phrase.lower().split()
+    words = [w for t in tokens if t != "*" for w in fold(t.rstrip("*")).text.split()]
+    if len(words) < 2:
+        return set()
+    return {w for t in tokens if t != "*" and not t.endswith("*") for w in fold(t).text.split()}
+
+
+def _phrase_regex(phrase: str, *, file: str, where: str, as_written: bool = False) -> str:
+    """The regex of one phrase: its words as written, or (unless ``as_written``)
+    with one of its long words misheard.
 
     Speech to text often gets one word of a phrase a letter wrong ("passing cloth", "severe
     bleating"). A phrase of two or more words therefore also matches when exactly one of its words
@@ -328,7 +396,7 @@ def _phrase_regex(phrase: str, *, file: str, where: str) -> str:
             fuzzy = None if (prefix and last) else _one_edit_regex(w)
             pieces.append((exact, None if fuzzy is None else fuzzy + " "))
     variants = ["".join(exact for exact, _ in pieces)[:-1]]
-    if word_count >= 2:
+    if word_count >= 2 and not as_written:
         for k, (_, fuzzy) in enumerate(pieces):
             if fuzzy is not None:
                 variants.append(

@@ -572,6 +572,34 @@ def test_phrase_words_heard_one_letter_wrong() -> None:
     assert flag_ids(t, "no severe bleeting") == set()
 
 
+def test_phrase_words_heard_as_words_that_sound_like_them() -> None:
+    t = load_text(
+        GOOD.replace(
+            '"chest pain"',
+            '"swallowed * pills", "chest pressure", "throat is swelling", "overdose", "stroke"',
+        )
+    )
+    # One long word of a multi-word phrase heard as one or two words that sound like it, the
+    # phrase's other words as written.
+    for heard in (
+        "my toddler swole with some of grandma's pills",
+        "there's a chest press sure since lunch",
+        "her throat is swell in",
+    ):
+        (flag,) = t.assess(heard)
+        assert flag.rule_id == "chest_pain", heard
+    # What the flag shows is what the caller was heard to say.
+    (flag,) = t.assess("My son swole with two of my pills.")
+    assert flag.matched == "swole with two of my pills" and flag.subject == "other"
+    # Not on its own (one-word phrases stay as written), not with a second slip, not negated,
+    # not when the sound-alike word lies outside the phrase.
+    assert flag_ids(t, "i'm worried about an over those") == set()
+    assert flag_ids(t, "swole with some of grandmas bills") == set()
+    assert flag_ids(t, "no chest press sure") == set()
+    assert flag_ids(t, "he swole with some of it and then took his pills") == set()
+    assert flag_ids(t, "i need a refill of my pills") == set()
+
+
 def test_every_pack_together_keeps_routine_requests_quiet() -> None:
     # The sound-alike variants multiply with the packs: all of them at once, on routine requests.
     everything = Triage.load(sorted(p.stem for p in PACK_DIR.glob("*.toml") if p.stem != "base"))
