@@ -361,6 +361,9 @@ def run(args: argparse.Namespace) -> int:
                     f"emergency_safety_net={result['emergency_safety_net']:.3f} "
                     f"stt_s_per_utterance={result['stt_s_per_utterance']:.2f}"
                 )
+                if args.misses:
+                    for miss in result["misses"]:
+                        print(f"  miss[{voice}]: {json.dumps(miss, ensure_ascii=False)}")
     out["failures"] = failures
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
