@@ -112,6 +112,18 @@ def unavailable_reason() -> str | None:
 # Configuration
 
 
+def udp_port_bound(port: int) -> bool:
+    """Whether a process has bound UDP ``port`` (Linux: read from /proc, no probe packet)."""
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        if any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in lines):
+            return True
+    return False
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port free right now on 127.0.0.1 for TCP or UDP (racy by nature; good enough for tests)."""
     with socket.socket(socket.AF_INET, kind) as s:
@@ -880,13 +892,21 @@ class SipPhone:
             "-mp",
             str(free_port(socket.SOCK_DGRAM)),
             "-rtp_echo",
+            # A whole test (agent start-up, a spoken turn, Whisper) runs while the phone waits:
+            # under a loaded make check that has taken more than 30 s.
             "-timeout",
-            "30s",
+            "90s",
         ]
         cwd = self.log_dir if self.log_dir is not None else None
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        # Asterisk finds the phone "unavailable" if it rings before sipp has its port.
+        deadline = time.monotonic() + 15
+        while not udp_port_bound(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sipp desk phone {self.user} did not start on {self.port}")
+            time.sleep(0.02)
 
     async def wait(self, timeout_s: float = 20.0) -> int:
         """sipp's exit status: 0 when the scenario ran to its end (the call happened as scripted)."""
