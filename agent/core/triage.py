@@ -14,6 +14,10 @@ Every rule is applied in both languages whatever ``lang`` says (``lang`` only or
 language guess on a two-second turn is unreliable and callers switch language under stress, and a
 Spanish phrase cannot fire on English words by accident (the dev set shows no false alarm from it).
 
+Speech to text mishears, so a phrase of two or more words also matches with one of its long words
+heard a letter wrong (``_phrase_regex``) or heard as one or two words that sound like it
+(``agent.core.soundalike``: "swole with some of grandma's pills"), the other words as written.
+
 The syntax of a pack is explained at the top of ``agent/data/triage/base.toml``.
 """
 
