@@ -15,7 +15,7 @@ language guess on a two-second turn is unreliable and callers switch language un
 Spanish phrase cannot fire on English words by accident (the dev set shows no false alarm from it).
 
 Speech to text mishears, so a phrase of two or more words also matches with one of its long words
-heard a letter wrong (``_phrase_regex``) or heard as one or two words that sound like it
+heard a letter wrong (``_compile_phrase``) or heard as one or two words that sound like it
 (``agent.core.soundalike``: "swole with some of grandma's pills"), the other words as written.
 
 The syntax of a pack is explained at the top of ``agent/data/triage/base.toml``.
@@ -74,7 +74,7 @@ class _Matcher:
     by_lang: dict[str, re.Pattern[str]]
     literal_words: frozenset[str]
     """Words written in the phrases and patterns themselves ("no" in "no wet diapers")."""
-    exact: re.Pattern[str] | None
+    as_written: re.Pattern[str] | None
     """The English phrases as written (no one-letter slips) and the patterns: what a text with a
     sound-alike word put back must match, so that two slips never make a phrase."""
     sound_alike_words: frozenset[str]
@@ -96,7 +96,7 @@ class _Matcher:
             if respelled is None:
                 rx = self.by_lang.get(lang)
             else:
-                rx = self.exact if lang == "en" else None
+                rx = self.as_written if lang == "en" else None
             if rx is None:
                 continue
             for m in rx.finditer(folded.text):
@@ -320,12 +320,12 @@ def _parse_rule(raw: Any, *, file: str, pack: str, index: int) -> Rule:
 def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
     by_lang: dict[str, re.Pattern[str]] = {}
     literal: set[str] = set()
-    exact: list[str] = []
+    as_written: list[str] = []
     sound_alike: set[str] = set()
     for lang in LANGS:
         suffix = "" if lang == "en" else f"_{lang}"
         parts: list[str] = []
-        for key, to_regex in (("phrases", _phrase_regex), ("patterns", _checked_pattern)):
+        for key in ("phrases", "patterns"):
             values = raw.get(key + suffix, [])
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise ConfigError(
@@ -334,13 +334,18 @@ def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
             for value in values:
                 if not value.strip():
                     raise ConfigError(f"empty entry in {key + suffix}", file=file, key=where)
-                parts.append(to_regex(value, file=file, where=f"{where}.{key + suffix}"))
                 literal.update(re.findall(r"[a-z]+", fold(value).text))
-                if lang == "en" and key == "phrases":
-                    exact.append(_phrase_regex(value, file=file, where=where, as_written=True))
-                    sound_alike.update(_sound_alike_words(value))
-                elif lang == "en":
-                    exact.append(value)
+                at = f"{where}.{key + suffix}"
+                if key == "patterns":
+                    parts.append(_checked_pattern(value, file=file, where=at))
+                    if lang == "en":
+                        as_written.append(parts[-1])
+                    continue
+                phrase = _compile_phrase(value, file=file, where=at)
+                parts.append(phrase.regex)
+                if lang == "en":
+                    as_written.append(phrase.as_written)
+                    sound_alike.update(phrase.sound_alike_words)
         if parts:
             by_lang[lang] = _whole_words(parts)
     if not by_lang:
@@ -350,7 +355,7 @@ def _compile_group(raw: dict[str, Any], *, file: str, where: str) -> _Matcher:
     return _Matcher(
         by_lang=by_lang,
         literal_words=frozenset(literal),
-        exact=_whole_words(exact) if exact else None,
+        as_written=_whole_words(as_written) if as_written else None,
         sound_alike_words=frozenset(sound_alike),
     )
 
@@ -360,19 +365,19 @@ def _whole_words(parts: list[str]) -> re.Pattern[str]:
     return re.compile("(?<= )(?:" + "|".join(parts) + ")(?= )")
 
 
-def _sound_alike_words(phrase: str) -> set[str]:
-    """The words of a phrase that may be heard as words that sound like them: each word written
-    out (not ``*``, not a ``word*`` prefix) of a phrase of two words or more."""
-    tokens = phrase.lower().split()
-    words = [w for t in tokens if t != "*" for w in fold(t.rstrip("*")).text.split()]
-    if len(words) < 2:
-        return set()
-    return {w for t in tokens if t != "*" and not t.endswith("*") for w in fold(t).text.split()}
+@dataclass(frozen=True)
+class _Phrase:
+    regex: str
+    """Its words as written, or with one of its long words misheard."""
+    as_written: str
+    """Its words as written only."""
+    sound_alike_words: frozenset[str]
+    """Its words that may be heard as words that sound like them (``agent.core.soundalike``):
+    each word written out (not ``*``, not a ``word*`` prefix) of a phrase of two words or more."""
 
 
-def _phrase_regex(phrase: str, *, file: str, where: str, as_written: bool = False) -> str:
-    """The regex of one phrase: its words as written, or (unless ``as_written``)
-    with one of its long words misheard.
+def _compile_phrase(phrase: str, *, file: str, where: str) -> _Phrase:
+    """The regexes of one phrase.
 
     Speech to text often gets one word of a phrase a letter wrong ("passing cloth", "severe
     bleating"). A phrase of two or more words therefore also matches when exactly one of its words
@@ -384,6 +389,7 @@ def _phrase_regex(phrase: str, *, file: str, where: str, as_written: bool = Fals
     if not tokens or tokens[0] == "*" or tokens[-1] == "*":
         raise ConfigError(f"phrase {phrase!r} must start and end with a word", file=file, key=where)
     pieces: list[tuple[str, str | None]] = []  # (exact regex, sound-alike regex or None)
+    written_out: set[str] = set()
     word_count = 0
     for token in tokens:
         if token == "*":
@@ -399,14 +405,20 @@ def _phrase_regex(phrase: str, *, file: str, where: str, as_written: bool = Fals
             exact = re.escape(w) + ("\\S*" if prefix and last else "") + " "
             fuzzy = None if (prefix and last) else _one_edit_regex(w)
             pieces.append((exact, None if fuzzy is None else fuzzy + " "))
+            if not (prefix and last):
+                written_out.add(w)
     variants = ["".join(exact for exact, _ in pieces)[:-1]]
-    if word_count >= 2 and not as_written:
+    if word_count >= 2:
         for k, (_, fuzzy) in enumerate(pieces):
             if fuzzy is not None:
                 variants.append(
                     "".join(fuzzy if j == k else exact for j, (exact, _) in enumerate(pieces))[:-1]
                 )
-    return variants[0] if len(variants) == 1 else "(?:" + "|".join(variants) + ")"
+    return _Phrase(
+        regex=variants[0] if len(variants) == 1 else "(?:" + "|".join(variants) + ")",
+        as_written=variants[0],
+        sound_alike_words=frozenset(written_out if word_count >= 2 else ()),
+    )
 
 
 _SOUND_ALIKE_MIN = 5
