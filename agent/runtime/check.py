@@ -568,11 +568,12 @@ def _check_whisper_model(s: SttConfig, key: str, model: str, report: Report) -> 
             )
             return
         # The two halves are joined into the model cache on first load.
+        from agent.engines.stt import base_model_dir
+
         cache = Path(s.model_cache_dir)
-        parent = _nearest_existing(cache / "whisper-base-ct2")
-        if not (cache / "whisper-base-ct2" / "model.bin").is_file() and not os.access(
-            parent, os.W_OK
-        ):
+        target = base_model_dir(cache)
+        parent = _nearest_existing(target)
+        if not (target / "model.bin").is_file() and not os.access(parent, os.W_OK):
             report.problem(
                 "stt",
                 f"{key} = 'base' is assembled into {cache} on first load, but {parent} is not "
