@@ -108,6 +108,17 @@ class DatabaseConfig:
     """A write slower than this counts as an outage: the record is spooled and the call goes on."""
     embedded_fsync: bool = True
     """fsync in the embedded PostgreSQL; ``false`` only for throw-away demo/test clusters."""
+    command_timeout_s: float = 3.0
+    """Bound on each database statement and on each data command of a call (directory, schedule):
+    slower counts as unreachable, and the caller is offered a message instead of silence."""
+    audit_key_file: str = ".medagent/audit.key"
+    """HMAC key of the audit log's chain (created mode 600 when missing). Outside the database:
+    whoever owns the database but not this key cannot rewrite the chain unnoticed."""
+    audit_anchor_file: str = ""
+    """Append-only file the audit chain's head (seq, HMAC) is written to, so a cut tail is found.
+    Empty: ``audit.anchor`` beside ``audit_key_file``. Keep it apart from the database."""
+    audit_anchor_interval_s: float = 30.0
+    """How often the agent appends the committed head to the anchor file (when it moved)."""
 
 
 @dataclass(frozen=True)
