@@ -85,6 +85,7 @@ EncoderWindow = Literal["short", "open", "full"]
 
 # Whisper's own limits: the prompt may take half the 448-token context, minus the marker token.
 PROMPT_MAX_TOKENS = 223
+_CONTEXT_TOKENS = 448
 _FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
 _FULL_WINDOW_S = _FULL_WINDOW_FRAMES / 100
 _MIN_AVG_LOGPROB = -2.0
@@ -389,6 +390,18 @@ def short_window_budget(voiced_ms: int) -> int:
     return min(PROMPT_MAX_TOKENS, 8 + int(8 * voiced_ms / 1000))
 
 
+def generation_max_length(prompt_tokens: int, budget: int) -> int:
+    """CTranslate2's ``max_length`` that lets the decoder write ``budget`` tokens after a prompt.
+
+    CTranslate2 caps a Whisper generation at ``min(max_length // 2, max_length - start_step)``
+    new tokens (``start_step``: the prompt less its last token), following Whisper's own "half the
+    context" rule. ``len(prompt) + budget`` is enough after a long prompt, but after the bare
+    start sequence (another language, where the practice's prompt is left out) it halved the
+    budget: Spanish turns were cut short and the cut went unseen as hitting the limit.
+    """
+    return min(_CONTEXT_TOKENS, max(2 * budget, prompt_tokens - 1 + budget))
+
+
 def _transcript(
     h: Hypothesis | None,
     *,
@@ -633,7 +646,7 @@ class CTranslate2Whisper:
             [prompt],
             beam_size=max(self.cfg.beam_size, n_best),
             num_hypotheses=n_best,
-            max_length=len(prompt) + budget,
+            max_length=generation_max_length(len(prompt), budget),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,

@@ -424,3 +424,15 @@ def test_voiced_time_ignores_isolated_frames() -> None:
     pcm = bytes(320 * len(pattern))
     assert voiced_ms(pcm, Script(pattern)) == 20 * (3 + 4)
     assert voiced_ms(pcm, Script(pattern), min_run_frames=1) == 20 * 11
+
+
+@pytest.mark.parametrize("prompt_tokens", [1, 4, 40, 118, 223])
+@pytest.mark.parametrize("budget", [8, 48, 120])
+def test_the_decoder_may_write_its_whole_budget_whatever_the_prompt(
+    prompt_tokens: int, budget: int
+) -> None:
+    # CTranslate2's own cap on new tokens (models/whisper.cc): half the max length, and no
+    # further than the max length past the prompt's start step.
+    length = stt_mod.generation_max_length(prompt_tokens, budget)
+    assert min(length // 2, length - (prompt_tokens - 1)) >= budget
+    assert length <= 448
