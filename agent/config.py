@@ -2,25 +2,34 @@
 
 The file is read and validated once at start-up; each part of the agent is handed its own section.
 A wrong key or type fails at start with the file, the key and what was expected. Units are in the
-field names (``_ms``, ``_s``). Secrets (``password``) may instead be given as ``password_env``
-(an environment variable's name) or ``password_file`` (a file readable only by the service user).
+field names (``_ms``, ``_s``). Secrets (``password``, ``database.dsn``) may instead be given as
+``password_env`` / ``dsn_env`` (an environment variable's name) or ``password_file`` / ``dsn_file``
+(a file readable only by the service user).
 
-Adding a setting: add a field with a default to its section; the loader, the example file check
-(`tests/unit/test_config.py`) and the error messages follow from the type hints.
+What is questionable but allowed (an inline secret in a file every user can read, a secret file
+owned by someone else, plain-text ARI/AMI across the LAN that the admin explicitly allowed) is
+collected in ``Config.warnings``; the commands print them when they start.
+
+Adding a setting: add a field with a default to its section, and a number its domain in
+``DOMAINS``; the loader, the example file check (`tests/unit/test_config.py`) and the error
+messages follow from the type hints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
+import re
 import stat
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
 
@@ -31,7 +40,8 @@ from agent.errors import ConfigError
 @dataclass(frozen=True)
 class AriConfig:
     url: str = "http://127.0.0.1:8088/ari"
-    """Base URL of Asterisk's REST Interface, including ``/ari``."""
+    """Base URL of Asterisk's REST Interface, including ``/ari``. ``http://`` only to this machine
+    (loopback); to another host ``https://`` (the events websocket then uses ``wss://``)."""
     username: str = "medagent"
     password: str = ""
     app: str = "medical-agent"
@@ -39,6 +49,9 @@ class AriConfig:
     request_timeout_s: float = 5.0
     reconnect_initial_s: float = 0.25
     reconnect_max_s: float = 8.0
+    allow_insecure_lan: bool = False
+    """Allow ``http://`` to a host other than this one (the password and call control then cross
+    the network in clear); warned about at every start."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,9 @@ class AmiConfig:
     username: str = "medagent"
     password: str = ""
     reconnect_max_s: float = 10.0
+    allow_insecure_lan: bool = False
+    """AMI is plain TCP: allow a ``host`` other than this machine (the secret then crosses the
+    network in clear); warned about at every start. Better: a tunnel to loopback."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +116,9 @@ class DatabaseConfig:
     dsn: str = ""
     """PostgreSQL DSN for production. Empty: the embedded PostgreSQL in ``embedded_dir``."""
     embedded_dir: str = ".medagent/pg"
-    key_file: str = ".medagent/record.key"
-    """Key for patient data at rest. Keep it outside the database and its backups."""
+    key_file: str = "/etc/medagent/record.key"
+    """Key for patient data at rest. Kept apart from the data directory (another filesystem, or a
+    mounted secret), so a copy of the data volume or of its backups is not enough to read it."""
     spool_dir: str = ".medagent/spool"
     """Where requests are kept (encrypted) while the database is unreachable."""
     write_timeout_s: float = 3.0
@@ -301,40 +318,246 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<defaults>"
     """Where the settings came from (not a key in the file)."""
+    warnings: tuple[str, ...] = ()
+    """What is allowed but unsafe in these settings, each naming its key (not a key in the file)."""
+
+
+DEV_KEY_FILE = ".medagent/record.key"
+"""The patient-data key of a developer's checkout: ``make demo`` and ``medagent simulate`` run
+without a configuration file, and keep everything (synthetic patients, their key) in ./.medagent."""
+
+
+def development_defaults() -> Config:
+    """The settings when there is no configuration file at all: a checkout, not an install (an
+    install always has its file, README "Install next to Asterisk"). Only the key path differs
+    from ``Config()``: nothing under /etc is needed to try the agent."""
+    return Config(database=DatabaseConfig(key_file=DEV_KEY_FILE))
+
+
+# --------------------------------------------------------------------------------------------------
+# Domains of the numbers
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a numeric setting may take: ``low``/``high`` inclusive unless ``low_open``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self, integer: bool) -> str:
+        kind = "an integer" if integer else "a number"
+        low, high = self.low, self.high
+        if low is not None and high is not None:
+            if self.low_open:
+                return f"{kind} > {low:g} and <= {high:g}"
+            return f"{kind} from {low:g} to {high:g}"
+        if low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {low:g}"
+        return f"{kind} <= {high:g}"
+
+
+PORT = Domain(1, 65535)
+POSITIVE = Domain(0, low_open=True)
+"""Durations and sizes that must be more than nothing."""
+NON_NEGATIVE = Domain(0)
+"""Durations where 0 means "none", counts where 0 means "off"."""
+AT_LEAST_ONE = Domain(1)
+DBFS = Domain(high=0)
+"""Levels relative to full scale: nothing is louder than 0 dBFS."""
+FRACTION = Domain(0, 1)
+
+DOMAINS: dict[str, Domain] = {
+    "ari.request_timeout_s": POSITIVE,
+    "ari.reconnect_initial_s": POSITIVE,
+    "ari.reconnect_max_s": POSITIVE,
+    "ami.port": PORT,
+    "ami.reconnect_max_s": POSITIVE,
+    "agi.port": PORT,
+    "media.port_min": PORT,
+    "media.port_max": PORT,
+    "media.jitter_delay_ms": NON_NEGATIVE,
+    "media.max_stall_catchup_ms": NON_NEGATIVE,
+    "vad.aggressiveness": Domain(0, 3),  # webrtcvad's modes
+    "vad.min_speech_ms": POSITIVE,
+    "vad.end_silence_ms": POSITIVE,
+    "vad.short_answer_silence_ms": POSITIVE,
+    "vad.max_utterance_s": POSITIVE,
+    "vad.preroll_ms": NON_NEGATIVE,
+    "vad.barge_in_ms": NON_NEGATIVE,
+    "vad.start_gap_ms": NON_NEGATIVE,
+    "vad.resume_speech_ms": NON_NEGATIVE,
+    "vad.energy_floor_dbfs": DBFS,
+    "database.write_timeout_s": POSITIVE,
+    "database.command_timeout_s": POSITIVE,
+    "database.audit_anchor_interval_s": POSITIVE,
+    "stt.cpu_threads": NON_NEGATIVE,  # 0: CTranslate2 picks
+    "stt.workers": AT_LEAST_ONE,
+    "stt.beam_size": AT_LEAST_ONE,
+    "stt.alternatives": AT_LEAST_ONE,
+    "stt.no_speech_threshold": FRACTION,  # a probability
+    "stt.logprob_threshold": Domain(high=0),  # an average log-probability
+    "stt.short_window_pad_s": NON_NEGATIVE,
+    "stt.open_window_s": Domain(0, 30, low_open=True),  # Whisper's window is 30 s
+    "stt.compression_ratio_threshold": POSITIVE,
+    "stt.min_voiced_ms": NON_NEGATIVE,
+    "nlu.min_confidence": FRACTION,
+    # espeak-ng's speak_lib.h: "espeakRATE: speaking speed in word per minute. Values 80 to 450."
+    "tts.rate_wpm": Domain(80, 450),
+    "tts.peak_dbfs": DBFS,
+    "tts.workers": AT_LEAST_ONE,
+    "tts.dynamic_cache_size": NON_NEGATIVE,
+    "transfer.ring_timeout_s": AT_LEAST_ONE,
+    "transfer.fallback_priority": AT_LEAST_ONE,  # dialplan priorities start at 1
+    "calls.max_concurrent": AT_LEAST_ONE,
+    "calls.no_input_timeout_s": POSITIVE,
+    "calls.health_port": Domain(0, 65535),  # 0: off
+}
+"""Every number of every section (a test holds this to the sections) and what it may be."""
 
 
 # --------------------------------------------------------------------------------------------------
 # Loading and validation
 
-_SECRET_FIELDS = {"password"}
+MAX_CONFIG_BYTES = 1 << 20
+"""A configuration file is a few kilobytes: anything this large is the wrong file (or a device)."""
+MAX_SECRET_BYTES = 64 << 10
+"""A password or a DSN is one line: the cap keeps ``password_file = "/dev/zero"`` out of memory."""
+
+
+def _dsn_has_password(dsn: str) -> bool:
+    """Whether a libpq DSN (URL or ``key=value`` form) carries a password."""
+    if "://" in dsn:
+        try:
+            return bool(urlsplit(dsn).password)
+        except ValueError:
+            return True  # not parseable: assume the worst
+    return re.search(r"(?:^|\s)password\s*=", dsn) is not None
+
+
+_SECRET_FIELDS: dict[str, typing.Callable[[str], bool]] = {
+    "password": bool,
+    "dsn": _dsn_has_password,
+}
+"""Settings that may come from ``<name>_env`` / ``<name>_file``, each with the test of whether an
+inline value holds a secret at all (a DSN without a password does not)."""
+
+
+@dataclass
+class _Load:
+    """One load's context, carried through the recursive build: where the settings come from, the
+    environment secrets are read from, and what was found on the way."""
+
+    file: str
+    env: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    inline_secrets: list[tuple[str, str]] = field(default_factory=list)
+    """(dotted key, setting name) of secrets written in the file itself."""
+
+    def warn(self, message: str, key: str) -> None:
+        self.warnings.append(_located(message, self.file, key))
+
+
+def _located(message: str, file: str | None, key: str | None) -> str:
+    """``file: [key]: message``: a warning reads like a ``ConfigError``."""
+    return str(ConfigError(message, file=file, key=key))
 
 
 def load_config(
     path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
 ) -> Config:
-    """Read and validate ``path`` (``None``: built-in defaults). Raises ``ConfigError``."""
+    """Read and validate ``path`` (``None``: :func:`development_defaults`). Raises ``ConfigError``
+    for anything that is not a valid configuration file, never another exception."""
     env = dict(os.environ) if env is None else env
     if path is None:
-        return Config()
+        return development_defaults()
     file = str(path)
+    raw, mode = _read_config_file(file)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=file) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"not UTF-8 text (line {line}); save the file as UTF-8", file=file
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", file=file) from None
-    cfg = parse_config(data, file=file, env=env)
-    return dataclasses.replace(cfg, source=file)
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise ConfigError(
+            "arrays or inline tables nested too deeply; not a configuration file", file=file
+        ) from None
+    except ValueError as exc:  # an integer of thousands of digits (int's conversion limit)
+        raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+    load = _Load(file, env)
+    cfg = _parse(data, load)
+    if mode & stat.S_IROTH:
+        for key, name in load.inline_secrets:
+            load.warn(
+                f"a secret is written in a file every user can read (mode "
+                f"{stat.S_IMODE(mode):03o}); move it to {name}_file (mode 600), or run: "
+                f"chmod 640 {file}",
+                key,
+            )
+    return dataclasses.replace(cfg, source=file, warnings=tuple(load.warnings))
+
+
+def _read_config_file(file: str) -> tuple[bytes, int]:
+    """The file's bytes (at most ``MAX_CONFIG_BYTES``) and its mode."""
+    try:
+        with open(file, "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=file) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a configuration file", file=file) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or type(exc).__name__}", file=file) from None
+    except ValueError:  # a NUL in the name
+        raise ConfigError("not a usable file name", file=file) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"larger than {MAX_CONFIG_BYTES // 1024} KiB; not a configuration file", file=file
+        )
+    return raw, mode
 
 
 def parse_config(
     data: dict[str, Any], *, file: str = "<config>", env: dict[str, str] | None = None
 ) -> Config:
     env = dict(os.environ) if env is None else env
-    cfg: Config = _build(Config, data, file=file, prefix="", env=env, skip={"source"})
-    _check_values(cfg, file)
+    load = _Load(file, env)
+    cfg = _parse(data, load)
+    return dataclasses.replace(cfg, warnings=tuple(load.warnings))
+
+
+def _parse(data: dict[str, Any], load: _Load) -> Config:
+    cfg: Config = _build(Config, data, load, prefix="", skip={"source", "warnings"})
+    _check_domains(cfg, load.file)
+    _check_values(cfg, load.file)
+    _check_transport(cfg, load)
     return cfg
+
+
+def _check_domains(cfg: Config, file: str) -> None:
+    for key, domain in DOMAINS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not domain.holds(value):
+            raise ConfigError(
+                f"expected {domain.describe(isinstance(value, int))}, got {value!r}",
+                file=file,
+                key=key,
+            )
 
 
 def _check_values(cfg: Config, file: str) -> None:
@@ -348,8 +571,6 @@ def _check_values(cfg: Config, file: str) -> None:
             file=file,
             key="media.port_min",
         )
-    if not 0 <= cfg.vad.aggressiveness <= 3:
-        raise ConfigError("expected 0..3", file=file, key="vad.aggressiveness")
     try:
         ZoneInfo(cfg.practice.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -384,25 +605,87 @@ def _check_values(cfg: Config, file: str) -> None:
         raise ConfigError(f"expected an http(s) URL, got {cfg.ari.url!r}", file=file, key="ari.url")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine without a DNS lookup (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def _check_transport(cfg: Config, load: _Load) -> None:
+    """Plain-text ARI and AMI carry their passwords in clear: only to this machine, unless TLS is
+    used or the admin said so (and is reminded at every start)."""
+    a = cfg.ari
+    try:
+        url = urlsplit(a.url)
+        host = url.hostname
+        _ = url.port  # raises for a port out of range
+    except ValueError as exc:
+        raise ConfigError(f"not a valid URL ({exc})", file=load.file, key="ari.url") from None
+    if not host:
+        raise ConfigError(
+            f"expected http(s)://HOST:PORT/ari, got {a.url!r}", file=load.file, key="ari.url"
+        )
+    if url.scheme == "http" and not is_loopback(host):
+        if not a.allow_insecure_lan:
+            raise ConfigError(
+                f"plain http:// to {host} would send the ARI password and call control "
+                "unencrypted across the network; use https:// (TLS in Asterisk's http.conf: "
+                "tlsenable, tlsbindaddr, tlscertfile) or run the agent on the Asterisk host "
+                "(http://127.0.0.1:8088/ari); on a trusted LAN you may set "
+                "ari.allow_insecure_lan = true",
+                file=load.file,
+                key="ari.url",
+            )
+        load.warn(
+            f"plain http:// to {host} (ari.allow_insecure_lan = true): the ARI password and "
+            "call control cross the network unencrypted",
+            "ari.url",
+        )
+    m = cfg.ami
+    if m.enabled and not is_loopback(m.host):
+        if not m.allow_insecure_lan:
+            raise ConfigError(
+                f"plain AMI to {m.host} would send the AMI secret unencrypted across the network "
+                "(the agent's AMI client has no TLS); run the agent on the Asterisk host "
+                '(host = "127.0.0.1") or tunnel AMI to a loopback port (ssh -L, stunnel); on a '
+                "trusted LAN you may set ami.allow_insecure_lan = true",
+                file=load.file,
+                key="ami.host",
+            )
+        load.warn(
+            f"plain AMI to {m.host} (ami.allow_insecure_lan = true): the AMI secret crosses the "
+            "network unencrypted",
+            "ami.host",
+        )
+
+
 def _build(
     cls: type[Any],
     table: Any,
+    load: _Load,
     *,
-    file: str,
     prefix: str,
-    env: dict[str, str],
     skip: frozenset[str] | set[str] = frozenset(),
 ) -> Any:
+    file = load.file
     if not isinstance(table, dict):
         raise ConfigError(f"expected a table, got {_tname(table)}", file=file, key=prefix or None)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
     table = dict(table)
     kwargs: dict[str, Any] = {}
-    for secret in _SECRET_FIELDS & fields.keys():
-        kwargs_val = _secret(table, secret, file=file, prefix=prefix, env=env)
-        if kwargs_val is not None:
-            kwargs[secret] = kwargs_val
+    for secret, holds_secret in _SECRET_FIELDS.items():
+        if secret not in fields:
+            continue
+        value = _secret(table, secret, load, prefix=prefix)
+        if value is not None:
+            kwargs[secret] = value
+        elif isinstance(table.get(secret), str) and holds_secret(table[secret]):
+            load.inline_secrets.append((f"{prefix}.{secret}", secret))
     for key, value in table.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in fields:
@@ -410,7 +693,7 @@ def _build(
             raise ConfigError(
                 f"unknown key {key!r}; expected one of: {known}", file=file, key=dotted
             )
-        kwargs[key] = _coerce(hints[key], value, file=file, key=dotted, env=env)
+        kwargs[key] = _coerce(hints[key], value, load, key=dotted)
     missing = [
         name
         for name, f in fields.items()
@@ -425,10 +708,14 @@ def _build(
     return cls(**kwargs)
 
 
-def _secret(
-    table: dict[str, Any], name: str, *, file: str, prefix: str, env: dict[str, str]
-) -> str | None:
+def _secret(table: dict[str, Any], name: str, load: _Load, *, prefix: str) -> str | None:
+    """The value of ``<name>_env`` or ``<name>_file`` (both removed from ``table``), or ``None``
+    when the secret is inline or not given."""
+    file = load.file
     dotted = f"{prefix}.{name}"
+    given = [k for k in (name, f"{name}_env", f"{name}_file") if k in table]
+    if len(given) > 1:
+        raise ConfigError(f"give one of {', '.join(given)}, not several", file=file, key=dotted)
     from_env = table.pop(f"{name}_env", None)
     from_file = table.pop(f"{name}_file", None)
     if from_env is not None:
@@ -436,37 +723,72 @@ def _secret(
             raise ConfigError(
                 "expected the name of an environment variable", file=file, key=dotted + "_env"
             )
-        if from_env not in env:
+        if from_env not in load.env:
             raise ConfigError(
                 f"environment variable {from_env} is not set", file=file, key=dotted + "_env"
             )
-        return env[from_env]
+        return load.env[from_env]
     if from_file is not None:
         if not isinstance(from_file, str):
             raise ConfigError("expected a file path", file=file, key=dotted + "_file")
-        p = Path(from_file)
-        try:
-            mode = p.stat().st_mode
-            text = p.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read secret file: {exc.strerror}", file=file, key=dotted + "_file"
-            ) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
-                f"secret file {from_file} is readable by others; run: chmod 600 {from_file}",
-                file=file,
-                key=dotted + "_file",
-            )
-        return text
+        return _read_secret_file(from_file, load, key=dotted + "_file")
     return None
 
 
-def _coerce(tp: Any, value: Any, *, file: str, key: str, env: dict[str, str]) -> Any:
+def _read_secret_file(path: str, load: _Load, *, key: str) -> str:
+    """A secret file's text: a small regular file that only its owner can read. One owned by
+    neither this user nor root is read, with a warning (someone else can rewrite it)."""
+    file = load.file
+    try:
+        # stat before open: opening a FIFO would wait for a writer.
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(
+                f"secret file {path} is not a regular file", file=file, key=key
+            ) from None
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read secret file: {exc.strerror or type(exc).__name__}", file=file, key=key
+        ) from None
+    except ValueError:  # a NUL in the name
+        raise ConfigError(
+            "cannot read secret file: not a usable file name", file=file, key=key
+        ) from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"secret file {path} is readable by others; run: chmod 600 {path}",
+            file=file,
+            key=key,
+        )
+    if len(raw) > MAX_SECRET_BYTES:
+        raise ConfigError(
+            f"secret file {path} is larger than {MAX_SECRET_BYTES // 1024} KiB; a secret is one "
+            "line",
+            file=file,
+            key=key,
+        )
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"secret file {path} is not UTF-8 text", file=file, key=key) from None
+    euid = os.geteuid()
+    if st.st_uid not in (euid, 0):
+        load.warn(
+            f"secret file {path} is owned by uid {st.st_uid}, not by this user (uid {euid}) or "
+            f"root; run: chown {euid} {path}",
+            key,
+        )
+    return text
+
+
+def _coerce(tp: Any, value: Any, load: _Load, *, key: str) -> Any:
+    file = load.file
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _build(tp, value, file=file, prefix=key, env=env)
+        return _build(tp, value, load, prefix=key)
     if origin is Literal:
         if value not in args:
             raise ConfigError(
@@ -479,23 +801,18 @@ def _coerce(tp: Any, value: Any, *, file: str, key: str, env: dict[str, str]) ->
         errors = []
         for alt in args:
             try:
-                return _coerce(alt, value, file=file, key=key, env=env)
+                return _coerce(alt, value, load, key=key)
             except ConfigError as exc:
                 errors.append(exc)
         raise errors[-1]
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"expected a list, got {_tname(value)}", file=file, key=key)
-        return [
-            _coerce(args[0], v, file=file, key=f"{key}[{i}]", env=env) for i, v in enumerate(value)
-        ]
+        return [_coerce(args[0], v, load, key=f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"expected a table, got {_tname(value)}", file=file, key=key)
-        return {
-            str(k): _coerce(args[1], v, file=file, key=f"{key}.{k}", env=env)
-            for k, v in value.items()
-        }
+        return {str(k): _coerce(args[1], v, load, key=f"{key}.{k}") for k, v in value.items()}
     if tp is type(None):
         if value is not None:
             raise ConfigError("expected nothing", file=file, key=key)
@@ -507,11 +824,20 @@ def _coerce(tp: Any, value: Any, *, file: str, key: str, env: dict[str, str]) ->
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"expected an integer, got {_tname(value)}", file=file, key=key)
+        if not -(2**63) <= value < 2**63:  # TOML's integers are 64-bit
+            raise ConfigError("expected a 64-bit integer, got a larger one", file=file, key=key)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"expected a number, got {_tname(value)}", file=file, key=key)
-        return float(value)
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ConfigError(
+                "expected a number, got an integer beyond 64 bits", file=file, key=key
+            )
+        number = float(value)
+        if not math.isfinite(number):
+            raise ConfigError(f"expected a finite number, got {value!r}", file=file, key=key)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"expected a string, got {_tname(value)}", file=file, key=key)

@@ -26,13 +26,23 @@ def resolve_config_path(explicit: str | None) -> str | None:
     return "medagent.toml" if Path("medagent.toml").exists() else None
 
 
+def print_warnings(cfg: Config) -> None:
+    """The configuration's warnings on stderr: before logging is set up, so they reach the
+    terminal or the journal (systemd keeps stderr) at every start of a command."""
+    for warning in cfg.warnings:
+        print(f"medagent: warning: {warning}", file=sys.stderr)
+
+
 def config_for_command(args: argparse.Namespace) -> Config | None:
-    """The configuration a command runs with; ``None`` after printing the error (exit code 2)."""
+    """The configuration a command runs with, its warnings printed; ``None`` after printing the
+    error (exit code 2)."""
     try:
-        return load_config(resolve_config_path(args.config))
+        cfg = load_config(resolve_config_path(args.config))
     except ConfigError as exc:
         print(f"medagent: configuration error: {exc}", file=sys.stderr)
         return None
+    print_warnings(cfg)
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"medagent: configuration error: {exc}", file=sys.stderr)
         return 2
+    print_warnings(cfg)
     print(f"{cfg.source}: OK")
     return 0
