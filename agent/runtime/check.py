@@ -5,8 +5,11 @@ the agent's Stasis app is registered, that every transfer endpoint exists); AMI 
 and the rights the agent uses); our dialplan files (the contexts the agent and the dialplan jump to,
 the fallback target, the Stasis app name); the RTP port range (free ports, bind address);
 optionally the media path end to end (``--media-test``: Asterisk sends us RTP through an
-externalMedia channel); the database; the models. Every problem is printed with the exact fix, and
-the exit code is 1 when there is any (2 for a configuration file that cannot be read).
+externalMedia channel); the database and where its key is kept; the models. Every problem is printed
+with the exact fix, and the exit code is 1 when there is any (2 for a configuration file that cannot
+be read). Warnings (an inline secret others can read, plain-text ARI allowed on the LAN, the key on
+the data's filesystem) are printed with their fix but leave the exit code alone: each is a choice
+the site may have made on purpose.
 
 Each check appends to a :class:`Report`; none raises for what it finds. Checks that need a later
 one's inputs (ARI is down: no endpoint lookups) say so instead of piling up follow-on errors.
@@ -65,6 +68,7 @@ class Problem:
 class Report:
     ok: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     def good(self, area: str, message: str) -> None:
@@ -72,6 +76,10 @@ class Report:
 
     def note(self, area: str, message: str) -> None:
         self.notes.append((area, message))
+
+    def warn(self, area: str, message: str, fix: str = "") -> None:
+        """Allowed but unsafe; ``fix`` may be empty when the message already says what to do."""
+        self.warnings.append(Problem(area, message, fix))
 
     def problem(self, area: str, message: str, fix: str) -> None:
         self.problems.append(Problem(area, message, fix))
@@ -81,14 +89,18 @@ class Report:
             print(f"ok       {area}: {message}", file=out)
         for area, message in self.notes:
             print(f"note     {area}: {message}", file=out)
+        for w in self.warnings:
+            print(f"WARNING  {w.area}: {w.message}", file=out)
+            if w.fix:
+                print(f"         fix: {w.fix}", file=out)
         for p in self.problems:
             print(f"PROBLEM  {p.area}: {p.message}", file=out)
             print(f"         fix: {p.fix}", file=out)
         n = len(self.problems)
-        print(
-            "all checks passed" if n == 0 else f"{n} problem{'s' if n > 1 else ''} found",
-            file=out,
-        )
+        summary = "all checks passed" if n == 0 else f"{n} problem{'s' if n > 1 else ''} found"
+        if w := len(self.warnings):
+            summary += f", {w} warning{'s' if w > 1 else ''}"
+        print(summary, file=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -503,12 +515,55 @@ def check_database_files(cfg: Config, report: Report) -> None:
             )
         else:
             report.good("database", f"embedded PostgreSQL in {d.embedded_dir}")
+    check_key_file(cfg, report)
+
+
+def _device_of(path: Path) -> int:
+    """The filesystem (``st_dev``) ``path`` is on, or will be on once created."""
+    return os.stat(_nearest_existing(path)).st_dev
+
+
+def check_key_file(cfg: Config, report: Report) -> None:
+    """The patient-data key: present (or creatable), private, and apart from the data it opens."""
+    d = cfg.database
     key = Path(d.key_file)
-    if key.exists() and key.stat().st_mode & 0o077:
+    if key.exists():
+        st = key.stat()
+        if st.st_mode & 0o077:
+            report.problem(
+                "database",
+                f"{d.key_file} (the patient-data key) is readable by other users",
+                f"chmod 600 {d.key_file}",
+            )
+        euid = os.geteuid()
+        if st.st_uid not in (euid, 0):
+            report.warn(
+                "database",
+                f"{d.key_file} (the patient-data key) is owned by uid {st.st_uid}, not by this "
+                f"user (uid {euid}) or root: that user can replace it",
+                f"chown {euid} {d.key_file}",
+            )
+    elif os.access(_nearest_existing(key.parent), os.W_OK):
+        report.note("database", f"the patient-data key {key} will be created on first start")
+    else:
         report.problem(
             "database",
-            f"{d.key_file} (the patient-data key) is readable by other users",
-            f"chmod 600 {d.key_file}",
+            f"the patient-data key {key} does not exist and this user cannot create it",
+            "as root: medagent -c FILE rekey add-key (it writes a new key, mode 600), then chown "
+            f"it to the service user: chown medagent {key}",
+        )
+    # Where the sealed data lives on this machine: the embedded cluster, and the spool in any case.
+    data = [Path(d.spool_dir)] if d.dsn else [Path(d.embedded_dir), Path(d.spool_dir)]
+    key_device = _device_of(key)
+    shared = next((p for p in data if _device_of(p) == key_device), None)
+    if shared is not None:
+        report.warn(
+            "database",
+            f"the patient-data key {key} is on the same filesystem as the data in {shared}: a "
+            "copy of that volume (or its backup) holds both",
+            "set database.key_file to a path on another filesystem (/etc/medagent/record.key when "
+            "/etc is not on the data volume, or a mounted secret such as a systemd credential), "
+            "and move the key there (mode 600)",
         )
 
 
@@ -617,6 +672,8 @@ async def run_checks(
 ) -> Report:
     report = Report()
     report.good("config", f"{cfg.source} is valid")
+    for warning in cfg.warnings:
+        report.warn("config", warning)
     ari = AriClient(cfg.ari)
     try:
         await check_ari(cfg, report, ari, media_test=media_test)

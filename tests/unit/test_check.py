@@ -4,6 +4,8 @@ AMI for AMI, real sockets for ports. Each broken set-up must give its own messag
 from __future__ import annotations
 
 import io
+import json
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -267,3 +269,97 @@ async def test_a_base_model_cache_the_service_cannot_write_is_reported(
     (cache / "whisper-base-ct2" / "model.bin").write_bytes(b"\0")
     report = await run_checks(_cfg(setup, stt={"model_cache_dir": str(cache)}))
     assert not [p for p in report.problems if p.area == "stt"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Warnings: allowed, but the admin should know (the exit code stays 0)
+
+
+def test_report_prints_warnings_with_their_fix_and_they_do_not_fail_the_check() -> None:
+    report = Report()
+    report.good("ari", "Asterisk 23.4.1")
+    report.warn("database", "the key shares a filesystem with the data", "move the key")
+    report.warn("config", "x.toml: [ari.password]: a secret is written in a file ...")
+    out = io.StringIO()
+    report.print(out)
+    assert out.getvalue() == (
+        "ok       ari: Asterisk 23.4.1\n"
+        "WARNING  database: the key shares a filesystem with the data\n"
+        "         fix: move the key\n"
+        "WARNING  config: x.toml: [ari.password]: a secret is written in a file ...\n"
+        "all checks passed, 2 warnings\n"
+    )
+    assert report.problems == []
+
+
+async def test_a_key_on_the_data_filesystem_is_warned_about(
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.runtime.check as check
+
+    report = await run_checks(_cfg(setup))
+    assert report.problems == []
+    [w] = [w for w in report.warnings if w.area == "database"]
+    key = tmp_path / "record.key"
+    assert w.message == (
+        f"the patient-data key {key} is on the same filesystem as the data in "
+        f"{tmp_path / 'pg'}: a copy of that volume (or its backup) holds both"
+    )
+    assert w.fix.startswith("set database.key_file to a path on another filesystem")
+    # Another filesystem (a mounted secret, /etc on its own volume): nothing to say.
+    real = check._device_of
+    monkeypatch.setattr(check, "_device_of", lambda p: -1 if p == key else real(p))
+    report = await run_checks(_cfg(setup))
+    assert not [w for w in report.warnings if w.area == "database"]
+
+
+async def test_a_key_owned_by_another_user_is_warned_about(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    key = tmp_path / "record.key"
+    key.write_text("k1 AAAA\n")
+    key.chmod(0o600)
+    os.chown(key, 4242, 4242)  # the tests run as root; a uid that is neither root nor us
+    report = await run_checks(_cfg(setup))
+    assert any(
+        w.area == "database" and w.message.startswith(f"{key} (the patient-data key) is owned by")
+        for w in report.warnings
+    ), report.warnings
+
+
+async def test_a_missing_key_that_the_agent_cannot_create_is_a_problem(
+    setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.runtime.check as check
+
+    key = tmp_path / "etc" / "record.key"
+    (tmp_path / "etc").mkdir()
+    real_access = check.os.access
+    monkeypatch.setattr(
+        check.os, "access", lambda p, mode: False if Path(p) == key.parent else real_access(p, mode)
+    )
+    p = _only(await run_checks(_cfg(setup, database={"key_file": str(key)})), "database")
+    assert p.message == (
+        f"the patient-data key {key} does not exist and this user cannot create it"
+    )
+    assert "medagent -c FILE rekey add-key" in p.fix
+
+
+async def test_config_warnings_are_part_of_the_report(
+    setup: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    lines = []
+    for section, values in setup.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    config = tmp_path / "medagent.toml"
+    config.write_text("\n".join(lines) + "\n")
+    config.chmod(0o644)  # with the ARI and AMI passwords inline
+    code = await asyncio.to_thread(main, ["-c", str(config), "check"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"WARNING  config: {config}: [ari.password]: a secret is written in a file" in out
+    assert f"WARNING  config: {config}: [ami.password]: a secret is written in a file" in out
+    assert "s3cret" not in out and "amisecret" not in out
