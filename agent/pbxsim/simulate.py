@@ -42,7 +42,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -102,42 +102,126 @@ class GivenAppointment:
     """Local start time, ``HH:MM``, on a slot of the provider's schedule."""
 
 
+MAX_SCRIPT_BYTES = 1 << 20
+"""A caller script is a few kilobytes; a larger file is not one."""
+MAX_SILENCE_S = 600.0
+MAX_GIVEN_DAYS = 366
+
+
+class _AliasRefused(ValueError):
+    def __init__(self, line: int) -> None:
+        super().__init__(f"line {line}: aliases (*name) are not allowed in caller scripts")
+
+
+class _ScriptLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without aliases. ``yaml.safe_load`` builds each ``*name`` as the same
+    object again, so a few hundred bytes of nested aliases stand for millions of strings
+    ("billion laughs") that the first ``str()`` of them spells out; a caller script has no use
+    for aliases, so the composer refuses the first one before anything is built."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasRefused(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def _read_yaml(p: Path) -> Any:
+    """The YAML document in ``p``; ``ConfigError`` for anything that is not a small UTF-8 YAML
+    file without aliases."""
+    try:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_SCRIPT_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read caller script: {exc.strerror or type(exc).__name__}", file=str(p)
+        ) from None
+    if len(raw) > MAX_SCRIPT_BYTES:
+        raise ConfigError(
+            f"larger than {MAX_SCRIPT_BYTES // 1024} KiB; not a caller script", file=str(p)
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"not UTF-8 text (line {line})", file=str(p)) from None
+    try:
+        return yaml.load(text, Loader=_ScriptLoader)  # noqa: S506  # a SafeLoader, less aliases
+    except _AliasRefused as exc:
+        raise ConfigError(f"{exc}; write the value out", file=str(p)) from None
+    except yaml.MarkedYAMLError as exc:
+        where = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark else ""
+        raise ConfigError(f"not valid YAML{where}: {exc.problem}", file=str(p)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {type(exc).__name__}", file=str(p)) from None
+    except RecursionError:  # the composer and constructor recurse into nested collections
+        raise ConfigError("lists or tables nested too deeply", file=str(p)) from None
+
+
 def load_script(path: str | Path) -> list[CallScript]:
     """Read and check a caller script (or every ``*.yaml`` of a folder, by name); errors name the
-    file, the call and the step."""
+    file, the call and the step, and are always ``ConfigError``."""
     p = Path(path)
     if p.is_dir():
         files = sorted(p.glob("*.yaml"))
         if not files:
             raise ConfigError("no *.yaml caller scripts in this folder", file=str(p))
         return [call for f in files for call in load_script(f)]
-    try:
-        data = yaml.safe_load(p.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read caller script: {exc}", file=str(p)) from None
+    data = _read_yaml(p)
     calls = data.get("calls") if isinstance(data, dict) and "calls" in data else [data]
     if not isinstance(calls, list) or not calls:
         raise ConfigError("expected a call (with steps) or calls: [...]", file=str(p))
     return [_parse_call(c, i, p) for i, c in enumerate(calls)]
 
 
+def _text(value: Any, default: str, *, path: Path, key: str) -> str:
+    """A scalar the script means as text (YAML reads ``5551234567`` as a number); not a list or
+    a table."""
+    if value is None:
+        return default
+    if isinstance(value, str | int | float | date) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError("expected text", file=str(path), key=key)
+
+
+def _table(value: Any, *, path: Path, key: str) -> dict[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError("expected a table", file=str(path), key=key)
+    return value
+
+
+def _unknown(raw: dict[Any, Any], known: set[str], *, path: Path, key: str) -> None:
+    unknown = set(raw) - known
+    if unknown:
+        names = sorted(str(k) for k in unknown)
+        raise ConfigError(f"unknown key(s) {names}", file=str(path), key=key)
+
+
 def _parse_call(raw: Any, index: int, path: Path) -> CallScript:
     where = f"calls[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError("expected a table", file=str(path), key=where)
-    unknown = set(raw) - {"name", "caller", "phones", "steps", "given", "expect"}
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)}", file=str(path), key=where)
-    caller = raw.get("caller") or {}
+    _unknown(raw, {"name", "caller", "phones", "steps", "given", "expect"}, path=path, key=where)
+    caller = _table(raw.get("caller"), path=path, key=f"{where}.caller")
+    _unknown(caller, {"number", "name", "voice"}, path=path, key=f"{where}.caller")
+    voice = caller.get("voice")
+    if voice is not None and not isinstance(voice, str):
+        raise ConfigError("expected text", file=str(path), key=f"{where}.caller.voice")
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
         raise ConfigError(
             "expected a non-empty list of steps", file=str(path), key=f"{where}.steps"
         )
     steps = [_parse_step(s, f"{where}.steps[{i}]", path) for i, s in enumerate(steps_raw)]
-    phones = raw.get("phones") or {}
+    phones = _table(raw.get("phones"), path=path, key=f"{where}.phones")
     for name, behaviour in phones.items():
-        if behaviour not in ("answer", "noanswer", "busy", "unavailable"):
+        if not isinstance(behaviour, str) or behaviour not in (
+            "answer",
+            "noanswer",
+            "busy",
+            "unavailable",
+        ):
             raise ConfigError(
                 f"phone {name}: expected answer, noanswer, busy or unavailable",
                 file=str(path),
@@ -147,12 +231,12 @@ def _parse_call(raw: Any, index: int, path: Path) -> CallScript:
     if not isinstance(expect, dict):
         raise ConfigError("expected a table", file=str(path), key=f"{where}.expect")
     return CallScript(
-        name=str(raw.get("name", f"call {index + 1}")),
+        name=_text(raw.get("name"), f"call {index + 1}", path=path, key=f"{where}.name"),
         steps=steps,
-        number=str(caller.get("number", "5550100")),
-        caller_name=str(caller.get("name", "Test Caller")),
-        voice=caller.get("voice"),
-        phones={str(k): str(v) for k, v in phones.items()},
+        number=_text(caller.get("number"), "5550100", path=path, key=f"{where}.caller.number"),
+        caller_name=_text(caller.get("name"), "Test Caller", path=path, key=f"{where}.caller.name"),
+        voice=voice,
+        phones={str(k): v for k, v in phones.items()},
         base_dir=path.parent,
         appointments=_parse_given(raw.get("given"), f"{where}.given", path),
         expect=expect,
@@ -164,18 +248,32 @@ def _parse_given(raw: Any, where: str, path: Path) -> tuple[GivenAppointment, ..
         return ()
     if not isinstance(raw, dict) or set(raw) - {"appointments"}:
         raise ConfigError("expected {appointments: [...]}", file=str(path), key=where)
+    items = raw.get("appointments") or []
+    if not isinstance(items, list):
+        raise ConfigError("expected a list", file=str(path), key=f"{where}.appointments")
     out = []
-    for i, a in enumerate(raw.get("appointments") or []):
+    for i, a in enumerate(items):
         key = f"{where}.appointments[{i}]"
         try:
-            given = GivenAppointment(
-                str(a["patient"]), str(a["provider"]), int(a["in_days"]), str(a["at"])
-            )
+            if not isinstance(a, dict) or set(a) != {"patient", "provider", "in_days", "at"}:
+                raise TypeError
+            if not all(isinstance(a[k], str) for k in ("patient", "provider", "at")):
+                raise TypeError
+            in_days = a["in_days"]
+            if isinstance(in_days, bool) or not isinstance(in_days, int):
+                raise TypeError
+            given = GivenAppointment(a["patient"], a["provider"], in_days, a["at"])
             datetime.strptime(given.at, "%H:%M")
-        except (KeyError, TypeError, ValueError):
+        except (TypeError, ValueError):
             raise ConfigError(
                 "expected patient, provider, in_days and at (HH:MM)", file=str(path), key=key
             ) from None
+        if not 0 <= in_days <= MAX_GIVEN_DAYS:
+            raise ConfigError(
+                f"in_days: expected 0 to {MAX_GIVEN_DAYS} days after the start, got {in_days}",
+                file=str(path),
+                key=key,
+            )
         out.append(given)
     return tuple(out)
 
@@ -196,13 +294,22 @@ def _parse_step(raw: Any, where: str, path: Path) -> Step:
         )
     kind = kinds[0]
     value = raw[kind]
-    if kind == "silence" and not isinstance(value, int | float):
-        raise ConfigError("silence: expected seconds", file=str(path), key=where)
+    if kind == "silence" and not (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_SILENCE_S  # also false for NaN
+    ):
+        raise ConfigError(
+            f"silence: expected seconds, 0 to {MAX_SILENCE_S:g}", file=str(path), key=where
+        )
     if kind == "dtmf" and not (
-        isinstance(value, str | int) and all(c in "0123456789*#" for c in str(value))
+        isinstance(value, str | int)
+        and not isinstance(value, bool)
+        and str(value)
+        and all(c in "0123456789*#" for c in str(value))
     ):
         raise ConfigError("dtmf: expected digits", file=str(path), key=where)
-    if kind in ("say", "audio") and not isinstance(value, str):
+    if kind in ("say", "audio") and not (isinstance(value, str) and value.strip()):
         raise ConfigError(f"{kind}: expected text", file=str(path), key=where)
     return Step(kind, str(value) if kind == "dtmf" else value, wait)
 
@@ -387,6 +494,7 @@ async def simulate(
             store.database.pool,
             cfg.practice,
             store.keys,
+            store.audit_key,
             today=now.astimezone(ZoneInfo(cfg.practice.timezone)).date(),
             now=now,
         )
@@ -482,6 +590,22 @@ async def _one_call(
     voices = available_voices()
     voice = script.voice or opts.voice or ("joe" if "joe" in voices else "us-male")
     loop = asyncio.get_running_loop()
+
+    def render(n: int, step: Step) -> bytes:
+        if step.kind == "say":
+            return synthesize_caller(
+                step.value, voice, noise_db=opts.noise_db, seed=opts.seed + index * 100 + n
+            )
+        return load_audio_file(script.base_dir / step.value)
+
+    # The caller knows what they will say before they dial: rendered now, their answers come as
+    # soon as the agent stops, however long synthesis takes on a loaded box (it once took longer
+    # than the agent's no-input timeout, and the call went off script).
+    spoken = {
+        n: await asyncio.to_thread(render, n, step)
+        for n, step in enumerate(script.steps)
+        if step.kind in ("say", "audio")
+    }
     leg = await sim.place_call("100", caller_number=script.number, caller_name=script.caller_name)
     line = CallerLine(leg)
     for _ in range(int(opts.step_timeout_s / 0.05)):
@@ -509,18 +633,8 @@ async def _one_call(
             turn: dict[str, Any] = {"caller": None, "agent_prompts": [], "latency_ms": None}
             turns.append(turn)
             if step.kind in ("say", "audio"):
-                if step.kind == "say":
-                    audio = await asyncio.to_thread(
-                        synthesize_caller,
-                        step.value,
-                        voice,
-                        noise_db=opts.noise_db,
-                        seed=opts.seed + index * 100 + n,
-                    )
-                    turn["caller"] = step.value
-                else:
-                    audio = await asyncio.to_thread(load_audio_file, script.base_dir / step.value)
-                    turn["caller"] = f"<audio {step.value}>"
+                audio = spoken[n]
+                turn["caller"] = step.value if step.kind == "say" else f"<audio {step.value}>"
                 started = await line.speak(audio)
                 speech_end = started + speech_end_offset_s(audio)
                 turn["_speech_end"] = speech_end
