@@ -67,6 +67,7 @@ def sim_config(base: Config, tmp: Path, *, dsn: str = "", concurrency: int = 4) 
             dsn=dsn,
             embedded_dir=str(tmp / "pg"),
             key_file=str(tmp / "record.key"),
+            audit_key_file=str(tmp / "audit.key"),  # and its anchor beside it: one per database
             spool_dir=str(tmp / "spool"),
             embedded_fsync=False,
         ),
@@ -142,7 +143,7 @@ async def read_database(cfg: Config, now: datetime) -> DatabaseView:
             )
         }
         async with pool.acquire() as conn:
-            verified = await audit.verify(conn)
+            verified = await audit.verify(conn, store.audit_key)
         return DatabaseView(calls, appointments, counts, verified.ok)
     finally:
         await store.aclose()

@@ -6,6 +6,10 @@ or database degrades features (``"degraded": ["ami"]``) but calls go on, so they
 monitor should page on 503, and warn on ``degraded``. ``/metrics`` is Prometheus' text format
 from :class:`agent.runtime.metrics.Metrics`.
 
+The store reports ``database_ok`` (did the database answer the last write, replay or audit-anchor
+read), ``spooled`` (records waiting in the spool for the database) and ``quarantined`` (spool files
+set aside in ``failed/``: requests that wait for a person, so they degrade as ``spool_quarantine``).
+
 What is healthy is decided by :func:`assess`, a pure function of a :class:`HealthInputs` snapshot;
 the server only reads the snapshot and writes the answer.
 """
@@ -34,6 +38,10 @@ class HealthInputs:
     max_calls: int
     database_ok: bool | None = None
     """``None``: not known (no store wired, or not checked)."""
+    spooled: int | None = None
+    """Records waiting in the spool for the database; ``None``: no store wired."""
+    quarantined: int | None = None
+    """Spool files set aside in ``failed/`` (need a person); ``None``: no store wired."""
 
 
 def assess(inputs: HealthInputs) -> tuple[int, dict[str, Any]]:
@@ -43,6 +51,8 @@ def assess(inputs: HealthInputs) -> tuple[int, dict[str, Any]]:
         degraded.append("ami")
     if inputs.database_ok is False:
         degraded.append("database")
+    if inputs.quarantined:
+        degraded.append("spool_quarantine")
     if inputs.active_calls >= inputs.max_calls:
         # Full is not broken: new calls go to the fallback by design. Reported so a monitor can
         # tell "busy" from "down" and the admin can see when to raise calls.max_concurrent.
@@ -53,6 +63,8 @@ def assess(inputs: HealthInputs) -> tuple[int, dict[str, Any]]:
         "ari_connected": inputs.ari_connected,
         "ami_connected": inputs.ami_connected,
         "database_ok": inputs.database_ok,
+        "spooled": inputs.spooled,
+        "quarantined": inputs.quarantined,
         "active_calls": inputs.active_calls,
         "max_calls": inputs.max_calls,
         "degraded": degraded,
@@ -74,11 +86,22 @@ class _Connected(Protocol):
     def connected(self) -> bool: ...
 
 
+class _StoreState(Protocol):
+    """``agent.adapters.store.Store``: its last known reachability and the spool's counts."""
+
+    @property
+    def database_ok(self) -> bool | None: ...
+    @property
+    def spooled(self) -> int: ...
+    @property
+    def quarantined(self) -> int: ...
+
+
 def supervisor_inputs(
     supervisor: _Supervised,
     *,
     ami: _Connected | None = None,
-    database_ok: Callable[[], bool | None] | None = None,
+    store: _StoreState | None = None,
 ) -> Callable[[], HealthInputs]:
     """A snapshot function over the running parts (``Supervisor``, ``AmiClient``, the store)."""
 
@@ -88,7 +111,9 @@ def supervisor_inputs(
             ami_connected=None if ami is None else ami.connected,
             active_calls=supervisor.active_calls,
             max_calls=supervisor.max_calls,
-            database_ok=None if database_ok is None else database_ok(),
+            database_ok=None if store is None else store.database_ok,
+            spooled=None if store is None else store.spooled,
+            quarantined=None if store is None else store.quarantined,
         )
 
     return snapshot

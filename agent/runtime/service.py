@@ -92,7 +92,12 @@ async def serve(
         engines,
         records=store.records,
         observer=MetricsObserver(metrics, time.monotonic),
-        services=CallServices(store.patients, store.scheduler, cfg.practice),
+        services=CallServices(
+            store.patients,
+            store.scheduler,
+            cfg.practice,
+            timeout_s=cfg.database.command_timeout_s,
+        ),
     )
     ami: AmiClient | None = None
     if cfg.ami.enabled:
@@ -104,7 +109,7 @@ async def serve(
         health = HealthServer(
             cfg.calls.health_host,
             cfg.calls.health_port,
-            inputs=supervisor_inputs(supervisor, ami=ami),
+            inputs=supervisor_inputs(supervisor, ami=ami, store=store),
             metrics=metrics,
         )
         log.info("health and metrics", url=await health.start())

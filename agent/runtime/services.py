@@ -9,12 +9,15 @@ The in-memory versions at the bottom hold the same clearly synthetic patients as
 seed, and generated slots; the stand-in, the tests and the demo use them when no store is given.
 
 Every directory read names an ``actor`` (the agent and call id) for the store's audit log. A backend
-that fails turns into a result with ``failed=True``: the dialog then takes a message, so the caller's
-request is never lost to an outage. Only the caller's own appointments can be moved or cancelled.
+that fails, or does not answer within ``timeout_s`` (a stuck database: a lock nobody releases),
+turns into a result with ``failed=True``: the dialog then tells the caller it cannot reach the
+records and takes a message, so the caller is never left in silence and the request is never lost
+to an outage. Only the caller's own appointments can be moved or cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import uuid
@@ -93,20 +96,38 @@ class PatientDirectory(Protocol):
         ...
 
 
+DATA_COMMAND_TIMEOUT_S = 3.0
+"""The default bound on one data command (``database.command_timeout_s`` in the service)."""
+
+
 class CallServices:
-    """Runs the dialog's data commands against a directory and a scheduler."""
+    """Runs the dialog's data commands against a directory and a scheduler, each bounded by
+    ``timeout_s`` as a whole (a lookup may search the directory several times)."""
 
     def __init__(
-        self, directory: PatientDirectory, scheduler: Scheduler, practice: PracticeConfig
+        self,
+        directory: PatientDirectory,
+        scheduler: Scheduler,
+        practice: PracticeConfig,
+        *,
+        timeout_s: float = DATA_COMMAND_TIMEOUT_S,
     ) -> None:
         self.directory = directory
         self.scheduler = scheduler
         self.tz = ZoneInfo(practice.timezone)
         self.provider_names = {p.id: p.name for p in practice.providers}
+        self.timeout_s = timeout_s
 
     async def execute(self, cmd: DataCommand, *, now: datetime, actor: str) -> DataResult:
         try:
-            return await self._execute(cmd, now, actor)
+            async with asyncio.timeout(self.timeout_s):
+                return await self._execute(cmd, now, actor)
+        except TimeoutError:
+            # The caller is waiting on the line: a stuck backend is an unreachable one. (A write
+            # that did commit before the bound is not undone; the message the dialog then takes
+            # tells the staff what the caller wanted either way.)
+            log.error("data command timed out", command=type(cmd).__name__, bound_s=self.timeout_s)
+            return _failed(cmd, now)
         except SlotTaken:
             # Another call booked the slot first: the dialog offers another one.
             if isinstance(cmd, BookSlot):

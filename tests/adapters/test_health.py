@@ -40,6 +40,8 @@ def test_assess_is_unhealthy_only_without_ari() -> None:
             "ari_connected": True,
             "ami_connected": True,
             "database_ok": None,
+            "spooled": None,
+            "quarantined": None,
             "active_calls": 1,
             "max_calls": 4,
             "degraded": [],
@@ -47,14 +49,21 @@ def test_assess_is_unhealthy_only_without_ari() -> None:
     )
     status, body = assess(
         HealthInputs(
-            ari_connected=True, ami_connected=False, active_calls=4, max_calls=4, database_ok=False
+            ari_connected=True,
+            ami_connected=False,
+            active_calls=4,
+            max_calls=4,
+            database_ok=False,
+            spooled=3,
+            quarantined=1,
         )
     )
     assert (status, body["status"], body["degraded"]) == (
         200,
         "degraded",
-        ["ami", "database", "at_capacity"],
+        ["ami", "database", "spool_quarantine", "at_capacity"],
     )
+    assert (body["spooled"], body["quarantined"]) == (3, 1)
     status, body = assess(
         HealthInputs(ari_connected=False, ami_connected=None, active_calls=0, max_calls=4)
     )
@@ -144,6 +153,15 @@ class _Ami:
     connected = False
 
 
+class _Store:
+    """What the record store reports: last known reachability and the spool's counts."""
+
+    def __init__(self) -> None:
+        self.database_ok: bool | None = True
+        self.spooled = 0
+        self.quarantined = 0
+
+
 async def test_server_serves_health_and_metrics_on_loopback() -> None:
     sup = _Sup()
     metrics = Metrics(active_calls=lambda: float(sup.active_calls))
@@ -181,3 +199,22 @@ def test_any_outcome_text_renders_as_valid_exposition(outcomes: list[str]) -> No
     assert s["medagent_calls_total"] == len(outcomes)
     total = sum(v for k, v in s.items() if k.startswith("medagent_call_outcomes_total{"))
     assert total == len(outcomes)
+
+
+async def test_health_reports_the_database_and_the_spool() -> None:
+    sup, store = _Sup(), _Store()
+    server = HealthServer("127.0.0.1", 0, inputs=supervisor_inputs(sup, store=store))
+    url = await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            body = json.loads((await http.get("/health")).text)
+            assert (body["database_ok"], body["spooled"], body["quarantined"]) == (True, 0, 0)
+            assert body["degraded"] == []
+            store.database_ok, store.spooled, store.quarantined = False, 4, 1
+            r = await http.get("/health")
+            body = json.loads(r.text)
+            assert r.status_code == 200  # calls go on: records wait in the spool
+            assert (body["database_ok"], body["spooled"], body["quarantined"]) == (False, 4, 1)
+            assert body["degraded"] == ["database", "spool_quarantine"]
+    finally:
+        await server.close()

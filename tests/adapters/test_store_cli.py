@@ -1,5 +1,7 @@
-"""``open_store`` from configuration on the embedded PostgreSQL, and ``medagent audit verify``
-exit codes on an intact, a modified and a shortened-in-the-middle chain."""
+"""``open_store`` from configuration on the embedded PostgreSQL (the agent's pool on its own
+restricted role, the audit chain anchored in a file beside its key, the store's state for
+``/health``), and ``medagent audit verify`` exit codes on an intact chain, a modified row, a cut
+tail and a missing audit key."""
 
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ import asyncpg
 import pytest
 import structlog
 
+from agent.adapters.health import supervisor_inputs
 from agent.adapters.store import open_store
+from agent.adapters.store.anchor import AnchorFile
+from agent.adapters.store.audit import load_audit_key
+from agent.adapters.store.db import AGENT_ROLE
 from agent.adapters.store.embedded import EmbeddedPostgres
 from agent.cli import main
 from agent.config import DatabaseConfig, PracticeConfig
@@ -55,17 +61,30 @@ async def _tamper(embedded_dir: Path, sql: str) -> None:
         await asyncio.to_thread(server.stop)
 
 
+class _Sup:
+    healthy = True
+    active_calls = 0
+    max_calls = 4
+
+
 async def test_open_store_then_audit_verify_reports_tampering(
     embedded_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    keys_dir = tmp_path / "keys"
     cfg = DatabaseConfig(
         embedded_dir=str(embedded_dir),
-        key_file=str(tmp_path / "keys" / "record.key"),
+        key_file=str(keys_dir / "record.key"),
+        audit_key_file=str(keys_dir / "audit.key"),
         spool_dir=str(tmp_path / "spool"),
         embedded_fsync=False,
     )
     store = await open_store(cfg, PracticeConfig())
     try:
+        async with store.database.pool.acquire() as conn:
+            # The agent's data connections are not the owner's: they can only append the log.
+            assert await conn.fetchval("SELECT current_user") == AGENT_ROLE
+        health = supervisor_inputs(_Sup(), store=store)()
+        assert (health.database_ok, health.spooled, health.quarantined) == (True, 0, 0)
         rec = store.records
         await rec.call_started("c1", channel_id="ch", caller_number="5550100001", at=T0)
         for i in range(3):
@@ -74,11 +93,15 @@ async def test_open_store_then_audit_verify_reports_tampering(
         await store.aclose()
     # We started the embedded server, so closing the store stopped it.
     assert not (embedded_dir / "data" / "postmaster.pid").exists()
-    assert os.stat(cfg.key_file).st_mode & 0o777 == 0o600
+    anchor_file = keys_dir / "audit.anchor"  # beside the audit key, not beside the data
+    assert AnchorFile(anchor_file).read()[-1].seq == 4  # closing anchored the head
+    for private in (cfg.key_file, cfg.audit_key_file, anchor_file):
+        assert os.stat(private).st_mode & 0o777 == 0o600, private
 
     config = tmp_path / "medagent.toml"
     config.write_text(
         f'[database]\nembedded_dir = "{embedded_dir}"\nkey_file = "{cfg.key_file}"\n'
+        f'audit_key_file = "{cfg.audit_key_file}"\n'
         f'spool_dir = "{cfg.spool_dir}"\nembedded_fsync = false\n'
     )
     argv = ["-c", str(config), "audit", "verify"]
@@ -86,26 +109,40 @@ async def test_open_store_then_audit_verify_reports_tampering(
 
     assert await asyncio.to_thread(main, argv) == 0
     out = capsys.readouterr().out
-    assert out.startswith("audit log OK: 4 rows, last hash ")
+    assert out.startswith("audit log OK: 4 rows, last hmac ")
+    assert "anchor checked: row 4, hmac " in out and str(anchor_file) in out
 
     await _tamper(embedded_dir, "UPDATE audit_log SET actor = 'someone' WHERE seq = 2")
     assert await asyncio.to_thread(main, argv) == 1
     assert (
-        "audit log BROKEN at row 2: row 2 was modified (hash mismatch)" in capsys.readouterr().out
+        "audit log BROKEN at row 2: row 2 was modified (hmac mismatch)" in capsys.readouterr().out
     )
 
+    # The owner puts row 2 back and cuts the last two rows: a chain valid on its own.
     await _tamper(
         embedded_dir,
-        "UPDATE audit_log SET actor = 'agent' WHERE seq = 2; DELETE FROM audit_log WHERE seq = 3",
+        "UPDATE audit_log SET actor = 'agent' WHERE seq = 2; DELETE FROM audit_log WHERE seq >= 3",
     )
     assert await asyncio.to_thread(main, argv) == 1
-    assert "audit log BROKEN at row 3: row 3 is missing (next is 4)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "audit log BROKEN at row 3: the log ends at row 2 but row 4 was anchored" in out
+    assert "anchor checked: row 4" in out
+
+    # Without the audit key nothing can be checked: a usage error, and no new key is made.
+    os.rename(cfg.audit_key_file, tmp_path / "audit.key.away")
+    assert await asyncio.to_thread(main, argv) == 2
+    assert "audit key" in capsys.readouterr().err
+    assert cfg.audit_key_file not in {str(p) for p in keys_dir.iterdir()}
 
 
 def test_audit_verify_with_an_unreachable_database_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    key = tmp_path / "audit.key"
+    load_audit_key(key)
     config = tmp_path / "medagent.toml"
-    config.write_text(f'[database]\ndsn = "postgresql://postgres@/x?host={tmp_path}"\n')
+    config.write_text(
+        f'[database]\ndsn = "postgresql://postgres@/x?host={tmp_path}"\naudit_key_file = "{key}"\n'
+    )
     assert main(["-c", str(config), "audit", "verify"]) == 2
     assert "cannot connect to the database" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from agent.adapters.store import audit
+from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
 from agent.adapters.store.embedded import EmbeddedPostgres
 from agent.adapters.store.records import PgRecords, apply_record
@@ -28,6 +29,7 @@ pg = fake_store_pg.pg
 pg_dsn = fake_store_pg.pg_dsn
 pool = fake_store_pg.pool
 keyring = fake_store_pg.keyring
+audit_key = fake_store_pg.audit_key
 
 T0 = datetime(2026, 11, 2, 21, 15, tzinfo=UTC)
 CALLER = "6175550142"
@@ -96,9 +98,9 @@ async def _check_call_stored(
 
 
 async def test_a_call_is_stored_encrypted_and_audited(
-    pool: asyncpg.Pool, keyring: Keyring, tmp_path: Path
+    pool: asyncpg.Pool, keyring: Keyring, audit_key: AuditKey, tmp_path: Path
 ) -> None:
-    records = PgRecords(pool, keyring, Spool(tmp_path / "spool", keyring))
+    records = PgRecords(pool, keyring, Spool(tmp_path / "spool", keyring), audit_key=audit_key)
     await _a_call(records)
     await _check_call_stored(pool, records)
     async with pool.acquire() as conn:
@@ -131,13 +133,13 @@ async def test_a_call_is_stored_encrypted_and_audited(
             ("staff:frontdesk", "read", "requests"),
             ("staff:frontdesk", "read", "call_summaries"),
         ]
-        assert (await audit.verify(conn)).ok
+        assert (await audit.verify(conn, audit_key)).ok
 
 
 async def test_staff_status_changes_are_checked_and_audited(
-    pool: asyncpg.Pool, keyring: Keyring, tmp_path: Path
+    pool: asyncpg.Pool, keyring: Keyring, audit_key: AuditKey, tmp_path: Path
 ) -> None:
-    records = PgRecords(pool, keyring, Spool(tmp_path / "spool", keyring))
+    records = PgRecords(pool, keyring, Spool(tmp_path / "spool", keyring), audit_key=audit_key)
     await _a_call(records)
     now = T0 + timedelta(hours=12)
     first = (await records.open_requests(actor="staff:a", now=now))[0]
@@ -152,7 +154,9 @@ async def test_staff_status_changes_are_checked_and_audited(
     assert n == 2
 
 
-async def test_a_record_replayed_twice_is_stored_once(pool: asyncpg.Pool, keyring: Keyring) -> None:
+async def test_a_record_replayed_twice_is_stored_once(
+    pool: asyncpg.Pool, keyring: Keyring, audit_key: AuditKey
+) -> None:
     started = SpooledRecord(
         "3f1c1c5e-6f59-4d61-9a64-2d4e5d0a0001",
         "call_started",
@@ -166,10 +170,10 @@ async def test_a_record_replayed_twice_is_stored_once(pool: asyncpg.Pool, keyrin
         {"speaker": "caller", "text": SAID, "at": T0.isoformat()},
     )
     async with pool.acquire() as conn:
-        assert await apply_record(conn, keyring, started, actor="agent")
-        assert await apply_record(conn, keyring, turn, actor="agent")
-        assert not await apply_record(conn, keyring, started, actor="agent")
-        assert not await apply_record(conn, keyring, turn, actor="agent")
+        assert await apply_record(conn, keyring, audit_key, started, actor="agent")
+        assert await apply_record(conn, keyring, audit_key, turn, actor="agent")
+        assert not await apply_record(conn, keyring, audit_key, started, actor="agent")
+        assert not await apply_record(conn, keyring, audit_key, turn, actor="agent")
         assert await conn.fetchval("SELECT count(*) FROM turns") == 1
         assert await conn.fetchval("SELECT count(*) FROM audit_log") == 2
 
@@ -189,7 +193,7 @@ async def own_cluster() -> AsyncIterator[EmbeddedPostgres]:
 
 
 async def test_database_down_mid_call_spools_then_replays_everything(
-    own_cluster: EmbeddedPostgres, keyring: Keyring, tmp_path: Path
+    own_cluster: EmbeddedPostgres, keyring: Keyring, audit_key: AuditKey, tmp_path: Path
 ) -> None:
     from agent.adapters.store.db import migrate
 
@@ -198,11 +202,14 @@ async def test_database_down_mid_call_spools_then_replays_everything(
     await conn.close()
     pool = await asyncpg.create_pool(own_cluster.dsn(), min_size=1, max_size=2)
     spool = Spool(tmp_path / "spool", keyring)
-    records = PgRecords(pool, keyring, spool, retry_initial_s=0.05, retry_max_s=0.2)
+    records = PgRecords(
+        pool, keyring, spool, retry_initial_s=0.05, retry_max_s=0.2, audit_key=audit_key
+    )
     try:
         call_id = "call-outage"
         await records.call_started(call_id, channel_id="c1", caller_number=CALLER, at=T0)
         await records.turn(call_id, speaker="agent", text="How can I help you today?", at=T0)
+        assert records.reachability.ok is True
 
         await asyncio.to_thread(own_cluster.stop)  # the database goes away mid-call
         with capture_logs() as logs:
@@ -235,6 +242,7 @@ async def test_database_down_mid_call_spools_then_replays_everything(
             )
             await asyncio.sleep(0.3)  # the replayer retries against the dead server meanwhile
         assert len(spool) == 5
+        assert records.reachability.ok is False  # what /health reports as database_ok
         assert "database unreachable; spooling records" in [e["event"] for e in logs]
         assert SAID not in repr(logs) and CALLER not in repr(logs)
         # The spool files are sealed too.
@@ -246,11 +254,12 @@ async def test_database_down_mid_call_spools_then_replays_everything(
         await asyncio.to_thread(own_cluster.start)  # the database comes back
         await asyncio.wait_for(records.wait_replayed(), 10)
         assert len(spool) == 0
+        assert records.reachability.ok is True
         async with pool.acquire() as conn:
             # Replay again from a copy of what was spooled: still stored once.
             assert await conn.fetchval("SELECT count(*) FROM turns") == 2
             assert await conn.fetchval("SELECT count(*) FROM requests") == 2
-            assert (await audit.verify(conn)).ok
+            assert (await audit.verify(conn, audit_key)).ok
         await _check_call_stored_after_outage(records, call_id)
     finally:
         await records.aclose()
@@ -268,7 +277,7 @@ async def _check_call_stored_after_outage(records: PgRecords, call_id: str) -> N
 
 
 async def test_spool_left_over_from_a_previous_run_is_replayed_at_start(
-    pool: asyncpg.Pool, keyring: Keyring, tmp_path: Path
+    pool: asyncpg.Pool, keyring: Keyring, audit_key: AuditKey, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool", keyring)
     rec_ids = [f"3f1c1c5e-6f59-4d61-9a64-2d4e5d0a00{i:02d}" for i in range(1, 4)]
@@ -290,21 +299,21 @@ async def test_spool_left_over_from_a_previous_run_is_replayed_at_start(
         rec_ids[2], "turn", "c", {"speaker": "agent", "text": "Thanks", "at": T0.isoformat()}
     )
     spool.put(spooled)
-    records = PgRecords(pool, keyring, Spool(tmp_path / "spool", keyring))
+    records = PgRecords(pool, keyring, Spool(tmp_path / "spool", keyring), audit_key=audit_key)
     try:
         await asyncio.wait_for(records.wait_replayed(), 10)
     finally:
         await records.aclose()
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM turns") == 2
-        assert not await apply_record(conn, keyring, spooled, actor="agent")
+        assert not await apply_record(conn, keyring, audit_key, spooled, actor="agent")
 
 
 async def test_a_record_the_database_rejects_is_kept_aside_not_lost(
-    pool: asyncpg.Pool, keyring: Keyring, tmp_path: Path
+    pool: asyncpg.Pool, keyring: Keyring, audit_key: AuditKey, tmp_path: Path
 ) -> None:
     spool = Spool(tmp_path / "spool", keyring)
-    records = PgRecords(pool, keyring, spool)
+    records = PgRecords(pool, keyring, spool, audit_key=audit_key)
     # A turn for a call that was never started violates the foreign key: not an outage.
     with capture_logs() as logs:
         await records.turn("no-such-call", speaker="caller", text=SAID, at=T0)
@@ -313,6 +322,46 @@ async def test_a_record_the_database_rejects_is_kept_aside_not_lost(
     assert len(kept) == 1
     assert "record could not be stored; kept in spool/failed" in [e["event"] for e in logs]
     assert SAID not in repr(logs)
+
+
+async def test_a_request_held_up_by_a_lock_is_spooled_not_lost(
+    pool: asyncpg.Pool, keyring: Keyring, audit_key: AuditKey, tmp_path: Path
+) -> None:
+    """A stuck database (not a down one): the caller's request is spooled within the write bound,
+    then stored once the lock goes."""
+    spool = Spool(tmp_path / "spool", keyring)
+    records = PgRecords(
+        pool, keyring, spool, audit_key=audit_key, write_timeout_s=0.5, retry_initial_s=0.05
+    )
+    await records.call_started("c1", channel_id="ch", caller_number=CALLER, at=T0)
+    locker = await pool.acquire()
+    try:
+        tx = locker.transaction()
+        await tx.start()
+        await locker.execute("LOCK TABLE requests IN ACCESS EXCLUSIVE MODE")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.wait_for(
+            records.save(
+                "c1",
+                kind="message",
+                data={"message": "please call me back", "system_unavailable": True},
+                urgent=False,
+                at=T0,
+            ),
+            5,
+        )
+        assert loop.time() - start < 2.0
+        assert len(spool) == 1 and records.reachability.ok is False
+        await tx.rollback()
+    finally:
+        await pool.release(locker)
+    try:
+        await asyncio.wait_for(records.wait_replayed(), 10)
+    finally:
+        await records.aclose()
+    reqs = await records.open_requests(actor="staff:a", now=T0)
+    assert [(r.kind, r.data["system_unavailable"]) for r in reqs] == [("message", True)]
 
 
 def test_a_tampered_spool_file_is_set_aside(keyring: Keyring, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from agent.adapters.store import audit
+from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring, generate_key_line, load_keyring, parse_key_file
 from agent.adapters.store.patients import PatientDirectory
 from agent.adapters.store.records import PgRecords
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.db
 pg = fake_store_pg.pg
 pg_dsn = fake_store_pg.pg_dsn
 pool = fake_store_pg.pool
+AUDIT = AuditKey(b"\x05" * 32)
+"""The audit chain's key in these tests (its own tests are in test_store_audit.py)."""
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 
@@ -36,12 +39,12 @@ async def _key_ids(pool: asyncpg.Pool) -> set[str]:
 async def test_rotate_reseal_retire(pool: asyncpg.Pool, tmp_path: Path) -> None:
     key_file = tmp_path / "record.key"
     old = load_keyring(key_file)
-    records = PgRecords(pool, old, Spool(tmp_path / "spool", old))
+    records = PgRecords(pool, old, Spool(tmp_path / "spool", old), audit_key=AUDIT)
     await records.call_started("c1", channel_id="ch", caller_number="5550100001", at=NOW)
     await records.turn("c1", speaker="caller", text="my refill please", at=NOW)
     await records.save("c1", kind="refill", data={"medication": "x"}, urgent=False, at=NOW)
     await records.call_ended("c1", summary={"urgency": "routine"}, outcome="completed", at=NOW)
-    pid = await PatientDirectory(pool, old).add(
+    pid = await PatientDirectory(pool, old, AUDIT).add(
         name="Testy McTestface", dob=date(1901, 1, 1), phone="5550100001", actor="t", now=NOW
     )
     assert await _key_ids(pool) == {"k1"}
@@ -49,7 +52,7 @@ async def test_rotate_reseal_retire(pool: asyncpg.Pool, tmp_path: Path) -> None:
     with key_file.open("a") as fh:
         fh.write(generate_key_line("k2"))
     both = load_keyring(key_file)
-    changed = await reseal(pool, both, actor="cli", now=NOW)
+    changed = await reseal(pool, both, AUDIT, actor="cli", now=NOW)
     assert changed == {
         "calls": 1,
         "turns": 1,
@@ -59,17 +62,17 @@ async def test_rotate_reseal_retire(pool: asyncpg.Pool, tmp_path: Path) -> None:
         "blind_index": 0,
     }
     assert await _key_ids(pool) == {"k2"}
-    assert set((await reseal(pool, both, actor="cli", now=NOW)).values()) == {0}
+    assert set((await reseal(pool, both, AUDIT, actor="cli", now=NOW)).values()) == {0}
 
     # Retire k1: everything opens with k2 alone, and after a reseal patients are found again.
     only_new = parse_key_file(key_file.read_text().splitlines()[-1])
-    assert (await reseal(pool, only_new, actor="cli", now=NOW))["blind_index"] == 1
-    directory = PatientDirectory(pool, only_new)
+    assert (await reseal(pool, only_new, AUDIT, actor="cli", now=NOW))["blind_index"] == 1
+    directory = PatientDirectory(pool, only_new, AUDIT)
     assert [
         p.id for p in await directory.find("testy mctestface", date(1901, 1, 1), actor="t", now=NOW)
     ] == [pid]
-    records_new = PgRecords(pool, only_new, Spool(tmp_path / "spool", only_new))
+    records_new = PgRecords(pool, only_new, Spool(tmp_path / "spool", only_new), audit_key=AUDIT)
     transcript = await records_new.transcript("c1", actor="t", now=NOW)
     assert [t["text"] for t in transcript] == ["my refill please"]
     async with pool.acquire() as conn:
-        assert (await audit.verify(conn)).ok
+        assert (await audit.verify(conn, AUDIT)).ok

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from agent.adapters.store import audit
+from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
 from agent.adapters.store.patients import PatientDirectory
 from agent.adapters.store.scheduling import (
@@ -33,6 +34,8 @@ from tests.fakes import fake_store_pg
 pg = fake_store_pg.pg
 pg_dsn = fake_store_pg.pg_dsn
 pool = fake_store_pg.pool
+AUDIT = AuditKey(b"\x05" * 32)
+"""The audit chain's key in these tests (its own tests are in test_store_audit.py)."""
 keyring = fake_store_pg.keyring
 
 NY = ZoneInfo("America/New_York")
@@ -79,21 +82,21 @@ def test_part_of_day_and_ranking_by_preference() -> None:
 
 
 async def _seeded(pool: asyncpg.Pool, keyring: Keyring) -> tuple[PgScheduler, str, str]:
-    await seed_demo(pool, PracticeConfig(), keyring, today=TODAY, now=NOW, days=7)
-    directory = PatientDirectory(pool, keyring)
+    await seed_demo(pool, PracticeConfig(), keyring, AUDIT, today=TODAY, now=NOW, days=7)
+    directory = PatientDirectory(pool, keyring, AUDIT)
     a = (await directory.find(DEMO_PATIENTS[0][0], DEMO_PATIENTS[0][1], actor="t", now=NOW))[0]
     b = (await directory.find(DEMO_PATIENTS[1][0], DEMO_PATIENTS[1][1], actor="t", now=NOW))[0]
-    return PgScheduler(pool, NY), a.id, b.id
+    return PgScheduler(pool, NY, AUDIT), a.id, b.id
 
 
 @pytest.mark.db
 async def test_seed_is_idempotent(pool: asyncpg.Pool, keyring: Keyring) -> None:
-    await seed_demo(pool, PracticeConfig(), keyring, today=TODAY, now=NOW, days=7)
+    await seed_demo(pool, PracticeConfig(), keyring, AUDIT, today=TODAY, now=NOW, days=7)
     counts = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM providers) p, (SELECT count(*) FROM slots) s,"
         " (SELECT count(*) FROM patients) pt"
     )
-    await seed_demo(pool, PracticeConfig(), keyring, today=TODAY, now=NOW, days=7)
+    await seed_demo(pool, PracticeConfig(), keyring, AUDIT, today=TODAY, now=NOW, days=7)
     again = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM providers) p, (SELECT count(*) FROM slots) s,"
         " (SELECT count(*) FROM patients) pt"
@@ -202,12 +205,12 @@ async def test_reschedule_cancel_and_listing(pool: asyncpg.Pool, keyring: Keyrin
         await sched.book(first, a, "surgery", now=NOW)
     assert taken.status == "booked"
     async with pool.acquire() as conn:
-        assert (await audit.verify(conn)).ok
+        assert (await audit.verify(conn, AUDIT)).ok
 
 
 @pytest.mark.db
 async def test_patient_lookup_by_name_and_dob(pool: asyncpg.Pool, keyring: Keyring) -> None:
-    directory = PatientDirectory(pool, keyring)
+    directory = PatientDirectory(pool, keyring, AUDIT)
     now = datetime(2026, 11, 2, 12, tzinfo=UTC)
     pid = await directory.add(
         name="Ann O'Example",

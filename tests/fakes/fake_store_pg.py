@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from agent.adapters.store.audit import AuditKey, load_audit_key
 from agent.adapters.store.crypto import Keyring, load_keyring
 from agent.adapters.store.db import migrate
 from agent.adapters.store.embedded import EmbeddedPostgres
@@ -99,3 +100,8 @@ async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 def keyring(tmp_path: Path) -> Keyring:
     return load_keyring(tmp_path / "record.key")
+
+
+@pytest.fixture
+def audit_key(tmp_path: Path) -> AuditKey:
+    return load_audit_key(tmp_path / "audit.key")

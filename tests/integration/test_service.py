@@ -48,6 +48,7 @@ port_max = 43999
 [database]
 embedded_dir = "{tmp}/pg"
 key_file = "{tmp}/record.key"
+audit_key_file = "{tmp}/audit.key"
 spool_dir = "{tmp}/spool"
 
 [practice]

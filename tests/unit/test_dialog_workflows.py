@@ -443,7 +443,7 @@ def test_scheduling_system_down_becomes_a_message() -> None:
     d.handle(heard("anyone"))
     d.handle(heard("as soon as possible"))
     out = d.handle(SlotsFound(NOW, failed=True))
-    assert d.state is State.MESSAGE and "can't reach our scheduling system" in said(out)
+    assert d.state is State.MESSAGE and "can't reach our records" in said(out)
     out = d.handle(heard("please call me to book"))
     assert only(out, SaveRecord).data["system_unavailable"] is True
 

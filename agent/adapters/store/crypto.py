@@ -180,18 +180,28 @@ def load_keyring(path: str | os.PathLike[str], *, create: bool = True) -> Keyrin
     if not p.exists():
         if not create:
             raise KeyFileError(f"{p}: key file not found")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("# medagent record key: back it up apart from the database\n")
-            fh.write(generate_key_line("k1"))
-            fh.flush()
-            os.fsync(fh.fileno())
+        create_key_file(p, "# medagent record key: back it up apart from the database\n")
         log.warning("created a new record encryption key", key_file=str(p), mode="0600")
+    return parse_key_file(read_private(p), path=str(p))
+
+
+def create_key_file(p: Path, header: str) -> None:
+    """A new key file holding one fresh key ``k1``, created mode 600 (never over an existing one)."""
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(header)
+        fh.write(generate_key_line("k1"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_private(p: Path) -> str:
+    """The text of a key file, refused when group or others can reach it."""
     mode = p.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"{p}: key file is accessible by group or others (mode {stat.S_IMODE(mode):03o}); "
             "run chmod 600 on it"
         )
-    return parse_key_file(p.read_text(), path=str(p))
+    return p.read_text()

@@ -3,17 +3,35 @@
 Migrations are the numbered SQL files in ``migrations/`` (``0001_records.sql``…), applied in order,
 each in its own transaction together with its row in ``schema_migrations``; a file already recorded
 is skipped, so ``migrate`` is safe to run at every start. A session advisory lock keeps two
-processes starting at once from applying the same file twice.
+processes starting at once from applying the same file twice. They run on a connection of their
+own, as the owner, without the pool's statement bound (a migration may take a while).
+
+Two roles. The migrations run as the tables' owner; on the embedded PostgreSQL the pool the agent
+works through then logs in as ``medagent_agent`` (created by migrations/0004_agent_role.sql), which
+may only read and append the audit log: no UPDATE, DELETE, TRUNCATE, ALTER or trigger switch. We
+chose a login role for the pool over ``SET ROLE`` inside each audit append because it holds for
+every statement the agent sends, not just for the append, and ``RESET ROLE`` cannot undo it. It is a
+guard against the agent's own mistakes and against whatever reaches its SQL, not against someone
+who takes over the agent's process: the embedded cluster trusts its unix socket, which that process
+can reach. What makes tampering *evident* is the audit key and the anchor outside the database
+(audit.py, anchor.py). With a configured ``database.dsn`` the pool uses that DSN as given; when its
+role could rewrite the log the agent says so at start.
+
+Every statement on the pool is bounded by ``database.command_timeout_s``: a database that stops
+answering (a lock nobody releases, a hung server) raises ``TimeoutError`` instead of freezing the
+caller. ``Reachability`` is the store's last known answer to "is the database there?", for
+``/health``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
@@ -26,6 +44,40 @@ log = get_logger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _MIGRATE_LOCK = 0x6D6564_4D494752  # "medMIGR"
+
+AGENT_ROLE = "medagent_agent"
+"""The embedded pool's login role (migrations/0004_agent_role.sql)."""
+
+_OUTAGE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database is not there" (or stuck: a statement over its bound)
+    rather than "this statement is wrong"."""
+    return isinstance(exc, _OUTAGE)
+
+
+@dataclass
+class Reachability:
+    """Whether the database answered the last time the store asked; ``None`` before anyone asked.
+    Written by the record writer and the audit anchorer, read by ``/health``."""
+
+    ok: bool | None = None
+
+    def mark(self, ok: bool) -> None:
+        if ok != self.ok and self.ok is not None:
+            if ok:
+                log.info("database reachable again")
+            else:
+                log.warning("database unreachable")
+        self.ok = ok
 
 
 @dataclass(frozen=True)
@@ -88,12 +140,21 @@ class Database:
 
     pool: asyncpg.Pool
     dsn: str
+    """The owner's DSN (migrations); the pool may log in as ``AGENT_ROLE`` instead."""
     embedded: EmbeddedPostgres | None = None
+    reachability: Reachability = field(default_factory=lambda: Reachability(True))
 
     async def close(self) -> None:
         await self.pool.close()
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def with_user(dsn: str, user: str) -> str:
+    """``dsn`` logging in as ``user`` (no password: the embedded cluster trusts its socket)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host}"))
 
 
 async def open_database(
@@ -106,13 +167,49 @@ async def open_database(
     if not dsn:
         embedded = EmbeddedPostgres(Path(cfg.embedded_dir), fsync=cfg.embedded_fsync)
         dsn = await asyncio.to_thread(embedded.start)
+    pool_dsn = dsn if embedded is None else with_user(dsn, AGENT_ROLE)
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
-    except (OSError, asyncpg.PostgresError) as exc:
+        if run_migrations:
+            owner = await asyncpg.connect(dsn)
+            try:
+                await migrate(owner)
+            finally:
+                await owner.close()
+        pool = await asyncpg.create_pool(
+            pool_dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=cfg.command_timeout_s,
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         if embedded is not None:
             embedded.stop()
         raise StoreError(f"cannot connect to the database: {exc}") from exc
-    if run_migrations:
-        async with pool.acquire() as conn:
-            await migrate(conn)
+    try:
+        await _warn_if_the_log_is_writable(pool)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        await pool.close()
+        if embedded is not None:
+            embedded.stop()
+        raise StoreError(f"cannot use the database: {exc}") from exc
     return Database(pool, dsn, embedded)
+
+
+async def _warn_if_the_log_is_writable(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        exists = await conn.fetchval("SELECT to_regclass('audit_log') IS NOT NULL")
+        if not exists:
+            return  # not migrated (run_migrations=False on an empty database)
+        writable = await conn.fetchval(
+            "SELECT pg_has_role(current_user, c.relowner, 'USAGE')"
+            " OR has_table_privilege(c.oid, 'UPDATE, DELETE, TRUNCATE, TRIGGER')"
+            " FROM pg_class c WHERE c.oid = 'audit_log'::regclass"
+        )
+        user = await conn.fetchval("SELECT current_user")
+    if writable:
+        log.warning(
+            "the agent's database role can rewrite the audit log; connect database.dsn as a role"
+            " with medagent_agent's rights (tampering still shows through the audit key and"
+            " anchor)",
+            role=user,
+        )

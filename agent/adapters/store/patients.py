@@ -13,6 +13,7 @@ from datetime import date, datetime
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from agent.adapters.store import audit
+from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
 from agent.errors import StoreError
 
@@ -27,9 +28,10 @@ class Patient:
 
 
 class PatientDirectory:
-    def __init__(self, pool: asyncpg.Pool, keys: Keyring) -> None:
+    def __init__(self, pool: asyncpg.Pool, keys: Keyring, audit_key: AuditKey) -> None:
         self.pool = pool
         self.keys = keys
+        self.audit_key = audit_key
 
     async def add(
         self,
@@ -60,7 +62,9 @@ class PatientDirectory:
                 k.seal_json(medications or [], table="patients", row=pid, column="medications"),
                 now,
             )
-            await audit.append(conn, audit.AuditEntry(actor, "write", "patients", pid, now))
+            await audit.append(
+                conn, self.audit_key, audit.AuditEntry(actor, "write", "patients", pid, now)
+            )
         return pid
 
     def _decode(self, row: asyncpg.Record) -> Patient:
@@ -86,6 +90,7 @@ class PatientDirectory:
             found = [self._decode(r) for r in rows]
             await audit.append(
                 conn,
+                self.audit_key,
                 audit.AuditEntry(
                     actor,
                     "search",
@@ -102,5 +107,7 @@ class PatientDirectory:
             row = await conn.fetchrow("SELECT * FROM patients WHERE id = $1", uuid.UUID(patient_id))
             if row is None:
                 raise StoreError(f"no patient {patient_id}")
-            await audit.append(conn, audit.AuditEntry(actor, "read", "patients", patient_id, now))
+            await audit.append(
+                conn, self.audit_key, audit.AuditEntry(actor, "read", "patients", patient_id, now)
+            )
         return self._decode(row)

@@ -8,7 +8,9 @@ When the database cannot be reached (connection refused, dropped, server shuttin
 than ``write_timeout_s``), the record is spooled and a background task (owned, named) retries the
 spool in order with backoff. While the spool is not empty new records go to the spool too, so a
 call's records arrive in the order they were made. Nothing a patient said is dropped: a record that
-fails for another reason is kept in the spool's ``failed/`` and logged.
+fails for another reason, or a spool file that cannot be read, is kept in the spool's ``failed/``
+and logged (by exception type: a message may quote the data). The replayer outlives any one bad
+record or file. Each outcome updates ``reachability``, which ``/health`` reports.
 
 Patient data is sealed (crypto.py) before it leaves the process, and every write and read of it is
 appended to the audit log in the same transaction.
@@ -26,7 +28,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from agent.adapters.store import audit
+from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
+from agent.adapters.store.db import Reachability, is_outage
 from agent.adapters.store.spool import Spool, SpooledRecord
 from agent.errors import StoreError
 from agent.log import get_logger
@@ -36,19 +40,7 @@ log = get_logger(__name__)
 REQUEST_KINDS = frozenset({"message", "refill", "appointment", "transfer", "emergency"})
 STATUSES = ("new", "in_progress", "done")
 
-_OUTAGE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.CannotConnectNowError,
-)
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` means "the database is not there" rather than "this record is wrong"."""
-    return isinstance(exc, _OUTAGE)
+__all__ = ["PgRecords", "StaffRequest", "apply_record", "is_outage"]
 
 
 def _at(args: dict[str, Any]) -> datetime:
@@ -56,7 +48,7 @@ def _at(args: dict[str, Any]) -> datetime:
 
 
 async def apply_record(
-    conn: asyncpg.Connection, keys: Keyring, rec: SpooledRecord, *, actor: str
+    conn: asyncpg.Connection, keys: Keyring, audit_key: AuditKey, rec: SpooledRecord, *, actor: str
 ) -> bool:
     """Store one record (inside a transaction, with its audit row). False: it was already there."""
     a = rec.args
@@ -123,6 +115,7 @@ async def apply_record(
         if inserted:
             await audit.append(
                 conn,
+                audit_key,
                 audit.AuditEntry(
                     actor, "write", subject, subject_id, at, {"record": rec.id, **detail}
                 ),
@@ -179,14 +172,18 @@ class PgRecords:
         keys: Keyring,
         spool: Spool,
         *,
+        audit_key: AuditKey,
         actor: str = "agent",
         write_timeout_s: float = 3.0,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
+        reachability: Reachability | None = None,
     ) -> None:
         self.pool = pool
         self.keys = keys
+        self.audit_key = audit_key
         self.spool = spool
+        self.reachability = reachability if reachability is not None else Reachability()
         self.actor = actor
         self.write_timeout_s = write_timeout_s
         self.retry_initial_s = retry_initial_s
@@ -244,17 +241,27 @@ class PgRecords:
                         log.error(
                             "record could not be stored; kept in spool/failed",
                             op=op,
-                            error=repr(exc),
+                            error=type(exc).__name__,
                         )
                         return
-                    log.warning("database unreachable; spooling records", op=op, error=repr(exc))
+                    log.warning(
+                        "database unreachable; spooling records", op=op, error=type(exc).__name__
+                    )
             self.spool.put(rec)
         self._start_replayer()
 
     async def _write(self, rec: SpooledRecord) -> None:
-        async with asyncio.timeout(self.write_timeout_s):
-            async with self.pool.acquire() as conn:
-                await apply_record(conn, self.keys, rec, actor=self.actor)
+        try:
+            async with asyncio.timeout(self.write_timeout_s):
+                async with self.pool.acquire() as conn:
+                    await apply_record(conn, self.keys, self.audit_key, rec, actor=self.actor)
+        except Exception as exc:
+            if is_outage(exc):
+                self.reachability.mark(False)
+            else:
+                self.reachability.mark(True)  # it answered, with a refusal
+            raise
+        self.reachability.mark(True)
 
     def _start_replayer(self) -> None:
         self._wake.set()
@@ -262,7 +269,8 @@ class PgRecords:
             self._replayer = asyncio.create_task(self._replay_loop(), name="store-spool-replay")
 
     async def replay_once(self) -> int:
-        """Replay the spool in order until it is empty or the database fails; returns the count."""
+        """Replay the spool in order until it is empty or the database fails; returns the count.
+        Files that cannot be read are set aside by ``pending`` itself."""
         n = 0
         async with self._lock:
             for path, rec in self.spool.pending():
@@ -271,7 +279,9 @@ class PgRecords:
                 except Exception as exc:
                     if is_outage(exc):
                         raise
-                    log.error("spooled record rejected; set aside", op=rec.op, error=repr(exc))
+                    log.error(
+                        "spooled record rejected; set aside", op=rec.op, error=type(exc).__name__
+                    )
                     self.spool.quarantine(path)
                     continue
                 self.spool.done(path)
@@ -285,14 +295,20 @@ class PgRecords:
                 n = await self.replay_once()
                 log.info("spool replayed", records=n)
                 delay = self.retry_initial_s
+                continue
             except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
-                delay = min(delay * 2, self.retry_max_s)
+                # An outage waits for the database; anything else (a bug, a spool directory
+                # that went away) is logged and retried alike: a dead replayer would leave every
+                # later record in the spool for good.
+                if is_outage(exc):
+                    log.debug("spool replay waits for the database", error=type(exc).__name__)
+                else:
+                    log.error("spool replay failed; retrying", error=type(exc).__name__)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            delay = min(delay * 2, self.retry_max_s)
 
     async def wait_replayed(self) -> None:
         """Wait until the spool is empty (tests, orderly shutdown)."""
@@ -335,7 +351,9 @@ class PgRecords:
                 for r in rows
             ]
             await audit.append(
-                conn, audit.AuditEntry(actor, "read", "requests", "*", now, {"rows": len(out)})
+                conn,
+                self.audit_key,
+                audit.AuditEntry(actor, "read", "requests", "*", now, {"rows": len(out)}),
             )
         return out
 
@@ -355,6 +373,7 @@ class PgRecords:
                 raise StoreError(f"no request {request_id}")
             await audit.append(
                 conn,
+                self.audit_key,
                 audit.AuditEntry(actor, "update", "requests", request_id, now, {"status": status}),
             )
 
@@ -375,7 +394,9 @@ class PgRecords:
                 for r in rows
             ]
             await audit.append(
-                conn, audit.AuditEntry(actor, "read", "turns", call_id, now, {"rows": len(out)})
+                conn,
+                self.audit_key,
+                audit.AuditEntry(actor, "read", "turns", call_id, now, {"rows": len(out)}),
             )
         return out
 
@@ -393,7 +414,9 @@ class PgRecords:
                 row["summary_enc"], table="call_summaries", row=call_id, column="summary"
             )
             await audit.append(
-                conn, audit.AuditEntry(actor, "read", "call_summaries", call_id, now)
+                conn,
+                self.audit_key,
+                audit.AuditEntry(actor, "read", "call_summaries", call_id, now),
             )
         return {
             "call_id": call_id,

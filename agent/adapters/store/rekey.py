@@ -15,6 +15,7 @@ from datetime import datetime
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from agent.adapters.store import audit
+from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
 
 # table → (key column whose text is the row id in the associated data, sealed columns)
@@ -28,7 +29,13 @@ SEALED: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 async def reseal(
-    pool: asyncpg.Pool, keys: Keyring, *, actor: str, now: datetime, batch: int = 500
+    pool: asyncpg.Pool,
+    keys: Keyring,
+    audit_key: AuditKey,
+    *,
+    actor: str,
+    now: datetime,
+    batch: int = 500,
 ) -> dict[str, int]:
     """Re-seal values not sealed with ``keys.current_id``; returns the rows changed per table."""
     changed: dict[str, int] = {}
@@ -65,6 +72,7 @@ async def reseal(
                     await conn.execute(f"UPDATE {table} SET {sets} WHERE {pk} = $1", r[pk], *values)
                 await audit.append(
                     conn,
+                    audit_key,
                     audit.AuditEntry(
                         actor,
                         "reseal",
@@ -76,11 +84,13 @@ async def reseal(
                 )
                 total += len(rows)
         changed[table] = total
-    changed["blind_index"] = await _reindex(pool, keys, actor=actor, now=now)
+    changed["blind_index"] = await _reindex(pool, keys, audit_key, actor=actor, now=now)
     return changed
 
 
-async def _reindex(pool: asyncpg.Pool, keys: Keyring, *, actor: str, now: datetime) -> int:
+async def _reindex(
+    pool: asyncpg.Pool, keys: Keyring, audit_key: AuditKey, *, actor: str, now: datetime
+) -> int:
     """Recompute blind indexes: they change when the *first* key line is retired."""
     from datetime import date
 
@@ -103,6 +113,8 @@ async def _reindex(pool: asyncpg.Pool, keys: Keyring, *, actor: str, now: dateti
                 n += 1
         if n:
             await audit.append(
-                conn, audit.AuditEntry(actor, "reindex", "patients", "*", now, {"rows": n})
+                conn,
+                audit_key,
+                audit.AuditEntry(actor, "reindex", "patients", "*", now, {"rows": n}),
             )
     return n

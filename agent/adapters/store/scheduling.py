@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from agent.adapters.store import audit
+from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
 from agent.adapters.store.patients import PatientDirectory
 from agent.config import PracticeConfig
@@ -157,10 +158,17 @@ def _appointment(r: asyncpg.Record) -> Appointment:
 
 class PgScheduler:
     def __init__(
-        self, pool: asyncpg.Pool, tz: ZoneInfo, *, actor: str = "agent", horizon_days: int = 28
+        self,
+        pool: asyncpg.Pool,
+        tz: ZoneInfo,
+        audit_key: AuditKey,
+        *,
+        actor: str = "agent",
+        horizon_days: int = 28,
     ) -> None:
         self.pool = pool
         self.tz = tz
+        self.audit_key = audit_key
         self.actor = actor
         self.horizon_days = horizon_days
 
@@ -217,6 +225,7 @@ class PgScheduler:
             raise SlotTaken(f"slot {slot.id} was just booked by another call") from None
         await audit.append(
             conn,
+            self.audit_key,
             audit.AuditEntry(
                 self.actor, "write", "appointments", appointment_id, now, {"slot": slot.id}
             ),
@@ -237,6 +246,7 @@ class PgScheduler:
             )
             await audit.append(
                 conn,
+                self.audit_key,
                 audit.AuditEntry(
                     self.actor, "read", "appointments", patient_id, now, {"rows": len(rows)}
                 ),
@@ -252,7 +262,9 @@ class PgScheduler:
         if row is None:
             raise StoreError(f"no booked appointment {appointment_id}")
         await audit.append(
-            conn, audit.AuditEntry(self.actor, "cancel", "appointments", appointment_id, now)
+            conn,
+            self.audit_key,
+            audit.AuditEntry(self.actor, "cancel", "appointments", appointment_id, now),
         )
         return str(row["type"])
 
@@ -318,6 +330,7 @@ async def seed_demo(
     pool: asyncpg.Pool,
     practice: PracticeConfig,
     keys: Keyring,
+    audit_key: AuditKey,
     *,
     today: date,
     now: datetime,
@@ -347,7 +360,7 @@ async def seed_demo(
                         end,
                     )
     await generate_slots(pool, today, days, tz)
-    directory = PatientDirectory(pool, keys)
+    directory = PatientDirectory(pool, keys, audit_key)
     for name, dob, phone, meds in DEMO_PATIENTS:
         if not await directory.find(name, dob, actor="seed", now=now):
             await directory.add(

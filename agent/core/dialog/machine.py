@@ -1051,7 +1051,9 @@ class Dialog:
         return self._finish(SaveRecord("appointment", data), [Say(prompts.cancelled(when))])
 
     def _system_down(self) -> list[Command]:
-        """The directory or schedule is unreachable: a message instead, so the request is not lost."""
+        """The directory or schedule failed or timed out ("I can't reach our records right now"):
+        a message instead, so the request is not lost (the record writer spools it if the
+        database is still away)."""
         assert self.task is not None
         self.pending = {**self.task.record(), "system_unavailable": True}
         self._drop_task("system_unavailable")

@@ -59,7 +59,8 @@ STATIC: dict[str, str] = {
     "ask_phone": "What's the best number to call you back? You can say this number.",
     "ask_phone_again": "Sorry, I didn't get the number. Please say it digit by digit, or say this number.",
     "ask_new_patient_when": "What days and times usually work for you?",
-    "system_down": "I'm sorry, I can't reach our scheduling system right now. I'll take a message instead, and the team will call you back. Please tell me your message.",
+    # Said when the directory or the schedule fails or does not answer in time (a database outage).
+    "system_down": "I'm sorry, I can't reach our records right now. I'll take a message instead, and the team will call you back. Please tell me your message.",
     "refill_saved": "Thank you. Your refill request is with the clinician for review. The office or your pharmacy will contact you.",
     "controlled": "That medicine needs the clinician to review the request directly, so I can't arrange the refill myself. I'll pass a message to the clinician, and the office will call you.",
     "billing_connecting": "One moment, I'll put you through to our billing office.",
