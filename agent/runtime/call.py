@@ -97,6 +97,10 @@ class CallerGone(Exception):
     """The caller hung up (or left Stasis): stop everything, keep what they said."""
 
 
+class HelperFailed(Exception):
+    """One of the call's own tasks (media pump, event pump…) died: a crash, not a hang-up."""
+
+
 class MediaLost(Exception):
     """Our externalMedia channel disappeared under us."""
 
@@ -183,6 +187,9 @@ class CallSession:
         self._vad = engines.make_vad()
         self._speaking_interruptible = True
         self._caller_gone = asyncio.Event()
+        self._stop = asyncio.Event()
+        """Wakes every wait of the call: the caller hung up, or one of its tasks failed."""
+        self._failure: HelperFailed | None = None
         self._leg_queues: dict[str, asyncio.Queue[Event]] = {}
         self._handed_back = False
         self._bridged_to: str | None = None
@@ -341,7 +348,7 @@ class CallSession:
     async def _unless_caller_gone(self, coro: Any) -> Any:
         """Await ``coro``, but raise ``CallerGone`` as soon as the caller hangs up."""
         work = asyncio.ensure_future(coro)
-        gone = asyncio.ensure_future(self._caller_gone.wait())
+        gone = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -349,7 +356,7 @@ class CallSession:
         if not work.done():
             work.cancel()
             await asyncio.wait({work})
-            raise CallerGone
+            self._check_caller()
         return work.result()
 
     def _prompt_frames(self, key: str) -> list[bytes] | None:
@@ -506,7 +513,7 @@ class CallSession:
 
     async def _next_input(self, timeout_s: float) -> _Dtmf | _Utterance:
         getter = asyncio.ensure_future(self._inbox.get())
-        gone = asyncio.ensure_future(self._caller_gone.wait())
+        gone = asyncio.ensure_future(self._stop.wait())
         try:
             done, _ = await asyncio.wait(
                 {getter, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -518,7 +525,7 @@ class CallSession:
         if getter in done:
             return getter.result()
         if gone in done:
-            raise CallerGone
+            self._check_caller()
         raise TimeoutError
 
     async def _save(self, cmd: SaveRecord) -> None:
@@ -699,13 +706,18 @@ class CallSession:
             return
         queue: asyncio.Queue[Event] = asyncio.Queue()
         self._leg_queues[leg] = queue
-        gone = asyncio.ensure_future(self._caller_gone.wait())
+        gone = asyncio.ensure_future(self._stop.wait())
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({getter, gone}, return_when=asyncio.FIRST_COMPLETED)
                 if gone in done:
                     getter.cancel()
+                    if not self._caller_gone.is_set():
+                        # Our event pump died: caller and clinician are still talking. Leave
+                        # them be (and the bridge to Asterisk) rather than cut them off.
+                        log.error("call events lost while bridged; the bridge is left as it is")
+                        return
                     with contextlib.suppress(AriError):
                         await self.ari.hangup(leg)
                     return
@@ -727,9 +739,13 @@ class CallSession:
 
     def _helper_done(self, task: asyncio.Task[Any]) -> None:
         self._helpers.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("call helper failed", task=task.get_name(), error=repr(task.exception()))
-            self._caller_gone.set()  # unblock the call; it will clean up
+        exc = None if task.cancelled() else task.exception()
+        if exc is None or self._stop.is_set():
+            return
+        # The type only: a message may quote what the caller said.
+        log.error("call helper failed", task=task.get_name(), error=type(exc).__name__)
+        self._failure = HelperFailed(f"{task.get_name().rsplit(':', 1)[-1]}: {type(exc).__name__}")
+        self._stop.set()  # wake the call: it goes through the rescue path
 
     async def _pump_events(self, events: CallEvents) -> None:
         async for ev in events:
@@ -744,6 +760,7 @@ class CallSession:
                         if not self._caller_gone.is_set():
                             log.info("caller left", ari_event=type(ev).__name__)
                         self._caller_gone.set()
+                        self._stop.set()
             for leg_id, queue in list(self._leg_queues.items()):
                 if leg_id in ids:
                     queue.put_nowait(ev)
@@ -814,8 +831,12 @@ class CallSession:
     # Failure and cleanup
 
     def _check_caller(self) -> None:
+        """Raise when the call must stop: ``CallerGone`` on a hang-up, ``HelperFailed`` (handled
+        as a crash: apology and the front desk) when one of the call's tasks died."""
         if self._caller_gone.is_set():
             raise CallerGone
+        if self._failure is not None:
+            raise self._failure
 
     async def _rescue(self) -> None:
         """After a crash: apologise and hand the caller to staff. Never dead air."""
@@ -849,7 +870,7 @@ class CallSession:
         if self.bridge_id is not None and self._bridged_to is None:
             with contextlib.suppress(AriError):
                 await self.ari.destroy_bridge(self.bridge_id)
-        elif self.bridge_id is not None:
+        elif self.bridge_id is not None and self._caller_gone.is_set():
             # Bridged call over: both parties are gone by now.
             with contextlib.suppress(AriError):
                 await self.ari.destroy_bridge(self.bridge_id)

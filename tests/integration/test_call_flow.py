@@ -119,6 +119,28 @@ async def test_crash_in_a_call_apologises_and_hands_back_to_front_desk(tmp_path)
         await caller.hangup()
 
 
+async def test_a_call_helper_that_fails_is_a_crash_not_a_hang_up(tmp_path) -> None:
+    # The media pump dies mid-call (here: the VAD raises on the caller's first frames, as a
+    # 30 ms RTP packet once made it). The caller is still there: they must hear the apology and
+    # reach the front desk, not be left in Stasis as if they had hung up.
+    async with call_kit(["i need a refill"], tmp=str(tmp_path)) as kit:
+
+        class BrokenVad:
+            def is_speech(self, frame: bytes) -> bool:
+                raise ValueError("VAD frame must be 320 bytes")
+
+        kit.sup.engines.make_vad = BrokenVad  # type: ignore[method-assign,assignment]
+        caller = await kit.sim.place_call("100", caller_number="5551234567")
+        await kit.wait_listening()
+        await kit.say(caller, "I need a refill")
+        await asyncio.wait_for(kit.obs.ended_event.wait(), 20)
+        assert kit.obs.outcomes == ["handed_back:error"]
+        await asyncio.sleep(1.0)
+        assert any("medagent-fallback" in step for step in caller.path), caller.path
+        assert kit.sim.phone("frontdesk").calls, "the front desk must ring after a crash"
+        await caller.hangup()
+
+
 async def test_silent_caller_is_handed_to_staff(tmp_path) -> None:
     async with call_kit([], tmp=str(tmp_path)) as kit:
         caller = await kit.sim.place_call("100", caller_number="5551234567")
