@@ -4,15 +4,22 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.bootstrap-stamp
 
-.PHONY: help setup demo test test-fast check lint fmt fmt-check types bench nlu-model clean
+.PHONY: help setup lock demo test test-fast check lint fmt fmt-check types bench nlu-model clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml .ci/bootstrap
+$(STAMP): pyproject.toml requirements.lock .ci/bootstrap
 	@.ci/bootstrap
 
 setup: $(STAMP)  ## create .venv and install system packages when missing (idempotent)
+
+# pip-tools lives in a venv of its own so the project's venv holds exactly the lock.
+lock:  ## pin what pyproject.toml adds into requirements.lock (UPGRADE=1: newest of all); commit it
+	@[ -x .venv-lock/bin/pip-compile ] || { python3 -m venv .venv-lock && .venv-lock/bin/pip install -q pip-tools; }
+	@.venv-lock/bin/pip-compile -q $(if $(UPGRADE),--upgrade,) --generate-hashes --allow-unsafe --strip-extras \
+	  --extra dev --extra piper --no-emit-index-url --no-emit-find-links \
+	  -o requirements.lock pyproject.toml
 
 nlu-model: $(STAMP)  ## train the intent model when its data changed (reproducible, cached)
 	@$(PY) -m agent nlu train --if-changed
