@@ -6,29 +6,47 @@ prompts are queued on the pacer (``core.pacer``) and one clock task per call sen
 absolute ``loop.time()`` deadlines, so sleep overshoot never turns into drift.
 
 Inbound rules follow what Asterisk itself does with an externalMedia port (see
-``asterisk-reference/README.md``): datagrams from any address but the learned/configured remote are
-dropped (strict RTP), malformed ones are logged and dropped (never the call), PT 8 is transcoded
-from A-law, any other payload type is dropped. Every drop is counted in ``MediaStats``.
+``asterisk-reference/README.md``), applied cheapest first (``core.admission``); every drop is
+counted in ``MediaStats`` by its reason and logged at the 1st, 10th, 100th… occurrence:
 
-The remote is ARI externalMedia's ``channelvars.UNICASTRTP_LOCAL_ADDRESS``/``_PORT``: where Asterisk
-sends from and expects our audio. Until it is set we learn it from the first datagram (symmetric
-RTP) and then hold to it.
+- ``no_remote``: nothing is accepted before ``set_remote``. The remote is ARI externalMedia's
+  ``channelvars.UNICASTRTP_LOCAL_ADDRESS``/``_PORT``: where Asterisk sends from and expects our
+  audio. We do not learn it from the first datagram: a stranger who guessed the port first would
+  become "Asterisk" for the whole call. Nor do we buffer early datagrams to replay once the remote
+  is known: Asterisk sends nothing before the channel is bridged, which the call does after
+  ``set_remote``, so there is nothing of Asterisk's to keep, only a stranger's to hold on to.
+- ``wrong_source``: only the remote's address and port (strict RTP). Once the remote is set the
+  socket is also ``connect()``-ed to it, so the kernel drops other senders' datagrams before they
+  take room in the socket buffer: a flood from elsewhere cannot crowd Asterisk's packets out (what
+  still reaches us, queued before the connect, is dropped here).
+- ``rate``: a token bucket per call (4x the 50 packets/s Asterisk sends), so a flood from the
+  remote's address itself costs bounded work.
+- ``malformed``: not RTP, or a payload longer than ``MAX_PACKET_SAMPLES``; ``payload_type``: not
+  PCMU or PCMA (PT 8 is transcoded from A-law, as Asterisk accepts it too).
+- ``wrong_ssrc``: the first SSRC is latched; a new one is accepted only as Asterisk changes it
+  (marker bit on its first packet, or a run of consecutive packets; see ``SsrcLatch``).
+
+Whatever the far end's packet size (10, 20, 30, 40 ms…), ``frames()`` yields 20 ms frames: the
+jitter buffer re-frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import itertools
 import random
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import MediaConfig
 from agent.core import g711
-from agent.core.jitter import JitterBuffer, JitterFrame, JitterStats
+from agent.core.admission import DropReason, SsrcLatch, TokenBucket
+from agent.core.jitter import MAX_PACKET_SAMPLES, JitterBuffer, JitterFrame, JitterStats
 from agent.core.pacer import FRAME_S, Pacer, PacerStats, split_frames
 from agent.core.rtp import PT_PCMA, PT_PCMU, RtpPacket
 from agent.errors import MediaError
@@ -45,6 +63,12 @@ SEND_LEAD_S = 0.0005
 # so a stuck consumer cannot grow memory without bound.
 DEFAULT_MAX_QUEUED_FRAMES = 500
 
+DEFAULT_RATE_LIMIT_PPS = 200.0
+"""Inbound packets per second a call accepts on average: 4x what Asterisk sends at 20 ms (2x at
+10 ms packets)."""
+DEFAULT_RATE_BURST = 200
+"""Packets accepted at once above the rate: the backlog of a 4 s network stall at 20 ms."""
+
 
 class PortPool:
     """Hands out free UDP ports in ``[port_min, port_max]`` as sockets already bound to them.
@@ -53,16 +77,29 @@ class PortPool:
     handed over, so nobody can take the port between the test and its use.
     """
 
-    def __init__(self, port_min: int, port_max: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port_min: int,
+        port_max: int,
+        host: str = "127.0.0.1",
+        *,
+        rng: random.Random | None = None,
+        quarantine: int | None = None,
+    ) -> None:
         if not 0 < port_min <= port_max <= 65535:
             raise ValueError(f"bad RTP port range {port_min}-{port_max}")
         self.port_min = port_min
         self.port_max = port_max
         self.host = host
         self._in_use: set[int] = set()
-        self._cursor = port_min
-        """Next port to try: rotating, so a just-released port is not reused at once and late
-        packets of an old call do not land in a new one."""
+        # Ports are drawn at random, so nobody can tell the next call's port from the last one.
+        self._rng = rng or random.SystemRandom()
+        size = port_max - port_min + 1
+        self._recent: deque[int] = deque(
+            maxlen=quarantine if quarantine is not None else max(1, min(64, size // 2))
+        )
+        """Ports released last, oldest first: not handed out again while any other port is free,
+        so late packets of an old call do not land in a new one."""
 
     @classmethod
     def from_config(cls, cfg: MediaConfig) -> PortPool:
@@ -73,26 +110,54 @@ class PortPool:
         return frozenset(self._in_use)
 
     def acquire(self) -> socket.socket:
-        """A non-blocking UDP socket bound to ``host`` and a free port. Raises ``MediaError``."""
+        """A non-blocking UDP socket bound to ``host`` and a free port. Raises ``MediaError``.
+
+        A few random draws first (cheap however wide the range), then every port from a random
+        offset (a nearly full range still finds its last free port), then the recently released
+        ones, oldest first (better a reused port than a refused call)."""
         size = self.port_max - self.port_min + 1
+        tried: set[int] = set()
+        recent = set(self._recent)
+        for _ in range(min(size, 32)):
+            port = self._rng.randint(self.port_min, self.port_max)
+            if port in tried or port in self._in_use or port in recent:
+                continue
+            tried.add(port)
+            sock = self._bind(port)
+            if sock is not None:
+                return sock
+        start = self._rng.randrange(size)
         for i in range(size):
-            port = self.port_min + (self._cursor - self.port_min + i) % size
-            if port in self._in_use:
+            port = self.port_min + (start + i) % size
+            if port in tried or port in self._in_use or port in recent:
                 continue
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                sock.bind((self.host, port))
-            except OSError:
-                sock.close()
-                continue
-            sock.setblocking(False)
-            self._in_use.add(port)
-            self._cursor = port + 1 if port < self.port_max else self.port_min
-            return sock
+            sock = self._bind(port)
+            if sock is not None:
+                return sock
+        for port in list(self._recent):
+            if port not in self._in_use:
+                sock = self._bind(port)
+                if sock is not None:
+                    return sock
         raise MediaError(f"no free RTP port in {self.host}:{self.port_min}-{self.port_max}")
 
+    def _bind(self, port: int) -> socket.socket | None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, port))
+        except OSError:
+            sock.close()
+            return None
+        sock.setblocking(False)
+        self._in_use.add(port)
+        if port in self._recent:
+            self._recent.remove(port)
+        return sock
+
     def release(self, port: int) -> None:
-        self._in_use.discard(port)
+        if port in self._in_use:
+            self._in_use.discard(port)
+            self._recent.append(port)
 
 
 @dataclass
@@ -100,10 +165,22 @@ class MediaStats:
     """Counters of one session, for metrics. ``jitter`` and ``pacer`` are the cores' own."""
 
     datagrams: int = 0
+    no_remote: int = 0
+    """Datagrams dropped because they came before ``set_remote`` (reason ``no_remote``)."""
     wrong_source: int = 0
+    """Datagrams from another address than the remote that reached us (``wrong_source``); once
+    the socket is connected the kernel drops those without counting."""
+    rate_limited: int = 0
+    """Datagrams from the remote over the per-call rate (``rate``)."""
     malformed: int = 0
-    transcoded_alaw: int = 0
+    """Not RTP, or a payload over ``MAX_PACKET_SAMPLES`` (``malformed``)."""
     unsupported_payload: int = 0
+    """Payload types other than PCMU and PCMA (``payload_type``)."""
+    wrong_ssrc: int = 0
+    """Packets of another SSRC than the latched one (``wrong_ssrc``)."""
+    ssrc_changes: int = 0
+    """New SSRCs accepted after the first (Asterisk changed its source)."""
+    transcoded_alaw: int = 0
     frames_delivered: int = 0
     frames_dropped: int = 0
     """Frames discarded because the consumer fell more than the queue bound behind."""
@@ -113,6 +190,21 @@ class MediaStats:
     send_errors: int = 0
     jitter: JitterStats = field(default_factory=JitterStats)
     pacer: PacerStats = field(default_factory=PacerStats)
+
+    def dropped(self) -> dict[str, int]:
+        """Inbound drops by reason (the ``reason`` label of ``medagent_rtp_dropped_total``)."""
+        return {reason.value: getattr(self, _DROP_FIELDS[reason]) for reason in DropReason}
+
+
+_DROP_FIELDS: dict[DropReason, str] = {
+    DropReason.NO_REMOTE: "no_remote",
+    DropReason.WRONG_SOURCE: "wrong_source",
+    DropReason.RATE: "rate_limited",
+    DropReason.MALFORMED: "malformed",
+    DropReason.PAYLOAD_TYPE: "unsupported_payload",
+    DropReason.WRONG_SSRC: "wrong_ssrc",
+}
+"""The ``MediaStats`` field that counts each drop reason."""
 
 
 def _log_every(count: int) -> bool:
@@ -155,18 +247,22 @@ class RtpSession:
         rng: random.Random,
         keep_raw: bool,
         max_queued_frames: int,
+        rate_limit_pps: float = DEFAULT_RATE_LIMIT_PPS,
+        rate_burst: int = DEFAULT_RATE_BURST,
     ) -> None:
         self.call_id = call_id
         self.cfg = cfg
         self._pool = pool
         self._sock = sock
         self.local_address: Address = sock.getsockname()[:2]
-        self.remote: Address | None = remote
+        self.remote: Address | None = _normalized(remote) if remote is not None else None
         self._keep_raw = keep_raw
         self.raw_received: list[RtpPacket] = []
         """With ``keep_raw``: every parsed packet from the remote, exactly as received (tests)."""
         self._max_queued = max_queued_frames
         self._jitter = JitterBuffer(cfg.jitter_delay_ms)
+        self._bucket = TokenBucket(rate_per_s=rate_limit_pps, burst=rate_burst)
+        self._latch = SsrcLatch()
         loop = asyncio.get_running_loop()
         self._loop = loop
         # The first slot goes out one frame from now: Asterisk is ready once it gave us its address.
@@ -199,8 +295,13 @@ class RtpSession:
         rng: random.Random | None = None,
         keep_raw: bool = False,
         max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
+        rate_limit_pps: float = DEFAULT_RATE_LIMIT_PPS,
+        rate_burst: int = DEFAULT_RATE_BURST,
     ) -> RtpSession:
-        """Bind a port from ``pool`` and start the media clock."""
+        """Bind a port from ``pool`` and start the media clock.
+
+        ``remote``: Asterisk's RTP address when already known (else call ``set_remote``).
+        ``rate_limit_pps``/``rate_burst``: the inbound token bucket (packets/s, packets)."""
         sock = pool.acquire()
         try:
             session = cls(
@@ -212,6 +313,8 @@ class RtpSession:
                 rng=rng or random.SystemRandom(),
                 keep_raw=keep_raw,
                 max_queued_frames=max_queued_frames,
+                rate_limit_pps=rate_limit_pps,
+                rate_burst=rate_burst,
             )
             transport, protocol = await session._loop.create_datagram_endpoint(
                 lambda: _Protocol(session), sock=sock
@@ -222,6 +325,8 @@ class RtpSession:
             raise
         session._transport = transport
         session._protocol = protocol
+        if session.remote is not None:
+            session._connect()
         session._clock = asyncio.get_running_loop().create_task(
             session._run_clock(), name=f"media-clock:{call_id}"
         )
@@ -252,9 +357,32 @@ class RtpSession:
         return self._pacer.initial_timestamp
 
     def set_remote(self, host: str, port: int) -> None:
-        """Where Asterisk sends from and listens (``UNICASTRTP_LOCAL_ADDRESS``/``_PORT``)."""
-        self.remote = (host, port)
+        """Where Asterisk sends from and listens (``UNICASTRTP_LOCAL_ADDRESS``/``_PORT``).
+
+        Until this is called every inbound datagram is dropped; from then on only this address's
+        are accepted. A different address than before starts the SSRC latch afresh."""
+        remote = _normalized((host, port))
+        if remote != self.remote:
+            self._latch.reset()
+        self.remote = remote
         log.info("rtp remote set", call_id=self.call_id, remote=self.remote)
+        self._connect()
+
+    def _connect(self) -> None:
+        """Let the kernel drop everyone else's datagrams (see the module docstring). Sending with
+        an explicit address on a connected UDP socket is allowed, so the transport is unaffected."""
+        if self.remote is None or self._closed:
+            return
+        try:
+            self._sock.connect(self.remote)
+        except OSError as exc:
+            # Not fatal: the check in _on_datagram still drops strangers, only later.
+            log.warning(
+                "rtp socket could not be connected to the remote",
+                call_id=self.call_id,
+                remote=self.remote,
+                error=type(exc).__name__,
+            )
 
     # -- inbound -------------------------------------------------------------------------------
 
@@ -271,55 +399,70 @@ class RtpSession:
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         if self._closed:
             return
-        stats = self.stats
-        stats.datagrams += 1
+        self.stats.datagrams += 1
         if self.remote is None:
-            self.remote = addr
-            log.info("rtp remote learned", call_id=self.call_id, remote=addr)
-        elif addr != self.remote:
-            stats.wrong_source += 1
-            if _log_every(stats.wrong_source):
-                log.warning(
-                    "rtp from unexpected source dropped",
-                    call_id=self.call_id,
-                    source=addr,
-                    expected=self.remote,
-                    count=stats.wrong_source,
-                )
+            self._drop(
+                DropReason.NO_REMOTE, "rtp before the remote was known dropped", size=len(data)
+            )
+            return
+        if addr != self.remote:
+            self._drop(
+                DropReason.WRONG_SOURCE,
+                "rtp from unexpected source dropped",
+                source=addr,
+                expected=self.remote,
+            )
+            return
+        now = self._loop.time()
+        if not self._bucket.allow(now):
+            self._drop(DropReason.RATE, "rtp rate limit exceeded, dropped")
             return
         try:
             packet = RtpPacket.parse(data)
         except ValueError as exc:
-            stats.malformed += 1
-            if _log_every(stats.malformed):
-                log.warning(
-                    "malformed rtp dropped",
-                    call_id=self.call_id,
-                    error=str(exc),
-                    size=len(data),
-                    count=stats.malformed,
-                )
+            # Parse errors name sizes and fields, never payload bytes.
+            self._drop(
+                DropReason.MALFORMED, "malformed rtp dropped", error=str(exc), size=len(data)
+            )
             return
         if self._keep_raw:
             self.raw_received.append(packet)
+        if packet.payload_type not in (PT_PCMU, PT_PCMA):
+            self._drop(
+                DropReason.PAYLOAD_TYPE,
+                "rtp payload type not supported, dropped",
+                payload_type=packet.payload_type,
+            )
+            return
+        if len(packet.payload) > MAX_PACKET_SAMPLES:
+            self._drop(
+                DropReason.MALFORMED,
+                "malformed rtp dropped",
+                error=f"RTP payload too long: {len(packet.payload)} bytes > {MAX_PACKET_SAMPLES}",
+                size=len(data),
+            )
+            return
+        changes = self._latch.changes
+        if not self._latch.admit(packet):
+            self._drop(DropReason.WRONG_SSRC, "rtp from unexpected ssrc dropped")
+            return
+        if self._latch.changes != changes:
+            self.stats.ssrc_changes += 1
+            log.info("rtp ssrc changed", call_id=self.call_id, marker=packet.marker)
         if packet.payload_type == PT_PCMA:
             packet = dataclasses.replace(
                 packet, payload_type=PT_PCMU, payload=g711.alaw_to_ulaw(packet.payload)
             )
-            stats.transcoded_alaw += 1
-        elif packet.payload_type != PT_PCMU:
-            stats.unsupported_payload += 1
-            if _log_every(stats.unsupported_payload):
-                log.warning(
-                    "rtp payload type not supported, dropped",
-                    call_id=self.call_id,
-                    payload_type=packet.payload_type,
-                    count=stats.unsupported_payload,
-                )
-            return
-        now = self._loop.time()
+            self.stats.transcoded_alaw += 1
         self._jitter.push(packet, now)
         self._deliver(self._jitter.pop(now))
+
+    def _drop(self, reason: DropReason, message: str, **fields: Any) -> None:
+        name = _DROP_FIELDS[reason]
+        count: int = getattr(self.stats, name) + 1
+        setattr(self.stats, name, count)
+        if _log_every(count):
+            log.warning(message, call_id=self.call_id, reason=reason.value, count=count, **fields)
 
     def _deliver(self, frames: list[JitterFrame]) -> None:
         for frame in frames:
@@ -434,12 +577,21 @@ class RtpSession:
         log.info("rtp session closed", call_id=self.call_id, **_summary(self.stats))
 
 
+def _normalized(address: Address) -> Address:
+    """``(host, port)`` as ``datagram_received`` reports it (an IP address in its usual form)."""
+    host, port = address
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        pass  # a name: compared as given
+    return host, int(port)
+
+
 def _summary(stats: MediaStats) -> dict[str, int]:
     """Flat counters for the closing log line (no payloads: nothing about the caller)."""
     return {
         "datagrams": stats.datagrams,
-        "wrong_source": stats.wrong_source,
-        "malformed": stats.malformed,
+        **{f"dropped_{reason}": n for reason, n in stats.dropped().items()},
         "packets_sent": stats.packets_sent,
         "lost": stats.jitter.lost,
         "late": stats.jitter.late,

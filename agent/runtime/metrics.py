@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from agent.core.admission import DropReason
 from agent.runtime.hooks import CallObserver
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -138,6 +139,13 @@ RTP_FIELDS: Mapping[str, str] = {
     "wrong_source": "datagrams from an address other than the call's Asterisk media address",
 }
 
+RTP_DROPPED_HELP = (
+    "inbound RTP datagrams dropped, by reason: no_remote (before ARI gave Asterisk's address), "
+    "wrong_source (another sender; most are dropped by the kernel uncounted), rate (over the "
+    "per-call packet rate), malformed, payload_type (not PCMU/PCMA), wrong_ssrc (not the stream "
+    "Asterisk sends)"
+)
+
 
 class Metrics:
     """Everything ``/metrics`` reports. Methods are cheap and never raise on a live call's path
@@ -176,6 +184,13 @@ class Metrics:
             name: Counter(f"medagent_rtp_{name}_total", help_text)
             for name, help_text in RTP_FIELDS.items()
         }
+        # Every reason is a series from the start, so a rate() over it works before the first drop.
+        self.rtp_dropped = Counter(
+            "medagent_rtp_dropped_total",
+            RTP_DROPPED_HELP,
+            label="reason",
+            values={reason.value: 0.0 for reason in DropReason},
+        )
         self.turn_latency_s = Histogram(
             "medagent_turn_latency_seconds",
             "end of the caller's speech to the agent's first audio of its answer",
@@ -241,17 +256,26 @@ class Metrics:
     def rtp(self, stats: Any) -> None:
         """Add one call's (or one interval's) media counters: any of ``JitterStats``,
         ``PacerStats``, ``MediaStats`` or a mapping with the names in ``RTP_FIELDS``. Fields the
-        object lacks are skipped, so each part of the media path reports what it knows."""
-        if isinstance(stats, Mapping):
-            values: Mapping[str, Any] = stats
-        elif is_dataclass(stats) and not isinstance(stats, type):
-            values = {f.name: getattr(stats, f.name) for f in fields(stats)}
-        else:
-            raise ValueError(f"expected RTP stats (a dataclass or mapping), got {type(stats)!r}")
+        object lacks are skipped, so each part of the media path reports what it knows. Stats
+        nested in it (``MediaStats.jitter``, ``.pacer``) count too, a name in several adding up.
+        Drops by reason come from its ``dropped()`` (``MediaStats``) or a ``"dropped"`` mapping."""
+        values = _flatten(stats)
         for name, counter in self.rtp_counters.items():
-            amount = values.get(name)
-            if isinstance(amount, int | float) and not isinstance(amount, bool) and amount > 0:
-                counter.inc(amount=float(amount))
+            amount = values.get(name, 0.0)
+            if amount > 0:
+                counter.inc(amount=amount)
+        dropped_of = getattr(stats, "dropped", None)
+        if callable(dropped_of):
+            dropped = dropped_of()
+        elif isinstance(stats, Mapping):
+            dropped = stats.get("dropped")
+        else:
+            dropped = None
+        if isinstance(dropped, Mapping):
+            reasons = {reason.value for reason in DropReason}
+            for reason, amount in dropped.items():
+                if reason in reasons and _is_count(amount) and amount > 0:
+                    self.rtp_dropped.inc(reason, float(amount))
 
     # -- exposition ----------------------------------------------------------------------------
 
@@ -265,6 +289,7 @@ class Metrics:
             self.fallbacks.render(),
         ]
         parts += [c.render() for c in self.rtp_counters.values()]
+        parts.append(self.rtp_dropped.render())
         parts += [
             self.turn_latency_s.render(),
             self.stt_time_s.render(),
@@ -272,6 +297,28 @@ class Metrics:
             self.reply_s.render(),
         ]
         return "".join(line + "\n" for part in parts for line in part)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _flatten(stats: Any, depth: int = 0) -> dict[str, float]:
+    """The numeric fields of a stats dataclass or mapping, with those of nested stats added in."""
+    if isinstance(stats, Mapping):
+        items: Iterable[tuple[Any, Any]] = stats.items()
+    elif is_dataclass(stats) and not isinstance(stats, type):
+        items = ((f.name, getattr(stats, f.name)) for f in fields(stats))
+    else:
+        raise ValueError(f"expected RTP stats (a dataclass or mapping), got {type(stats)!r}")
+    out: dict[str, float] = {}
+    for name, value in items:
+        if _is_count(value):
+            out[str(name)] = out.get(str(name), 0.0) + float(value)
+        elif depth < 2 and is_dataclass(value) and not isinstance(value, type):
+            for inner, amount in _flatten(value, depth + 1).items():
+                out[inner] = out.get(inner, 0.0) + amount
+    return out
 
 
 class MetricsObserver(CallObserver):

@@ -195,15 +195,57 @@ async def test_unknown_event_type_is_delivered_and_bad_frames_are_skipped(fake: 
     assert isinstance(second, UnknownEvent)
     assert isinstance(third, StasisStart) and third.channel.id == CALLER
     skipped = [entry for entry in logs if entry["event"] == "ari event skipped"]
-    assert [entry["error"] for entry in skipped] == [
-        "Expecting value: line 1 column 36 (char 35)",
-        "ARI event: expected a JSON object, got a list",
-        "StasisStart: missing required field 'channel'",
-        "StasisStart.channel.id: expected a string, got an integer",
+    # The exception's type, and our own parser's field path; never a decoder's or a value.
+    assert [(e["reason"], e["error"], e.get("detail")) for e in skipped] == [
+        ("not_json", "JSONDecodeError", None),
+        ("not_object", "EventFormatError", "ARI event: expected a JSON object, got a list"),
+        ("invalid", "EventFormatError", "StasisStart: missing required field 'channel'"),
     ]
+    assert ari.bad_frames == {"not_json": 1, "not_object": 1, "invalid": 2}
     unknown = [entry for entry in logs if "UnknownEvent" in entry["event"]]
     assert len(unknown) == 1  # logged once per type, not per event
     assert secret_name not in repr(logs)
+
+
+async def test_bad_frames_are_counted_drops_and_the_websocket_stays_up(fake: FakeAri) -> None:
+    """A frame nested thousands deep used to raise RecursionError out of the reader: the
+    websocket reconnected and the events in between were lost."""
+    async with AriClient(config(fake)) as ari:
+        events = ari.subscribe()
+        await next_of(events, Connected)
+        await fake.wait_ws_open()
+        with capture_logs() as logs:
+            await fake.send_raw("[" * 100_000 + "]" * 100_000)
+            await fake.send_raw(
+                '{"type": "StasisStart", "channel": {"id": "x", "channelvars": '
+                + '{"a":' * 50_000
+                + "1"
+                + "}" * 50_000
+                + "}}"
+            )
+            await fake.send_raw(
+                '{"type": "ChannelVarset", "channel": {"id": "x"}, "variable":'
+                + " [" * 40
+                + "]" * 40
+                + "}"
+            )
+            await fake.send_raw("42")
+            await fake.send_raw('{"type": "StasisStart", "channel": {"id": 1.5}}')
+            assert fake._ws is not None
+            await fake._ws.send_bytes(b'{"type": "\xc3\x28"}')  # binary, not UTF-8
+            await fake.send_event({"type": "StasisStart", "channel": {"id": CALLER}})
+            item = await next_item(events)
+        assert isinstance(item, StasisStart) and item.channel.id == CALLER  # nothing in between
+        assert ari.connects == 1
+        assert ari.bad_frames == {"too_deep": 3, "not_object": 1, "invalid": 1, "not_json": 1}
+        skipped = [e for e in logs if e["event"] == "ari event skipped"]
+        assert {e["error"] for e in skipped} <= {
+            "RecursionError",
+            "EventFormatError",
+            "UnicodeDecodeError",
+            "JSONDecodeError",
+        }
+        assert not any("events task failed" in e["event"] for e in logs)
 
 
 async def test_slow_consumer_loses_oldest_events_and_never_blocks_the_reader(

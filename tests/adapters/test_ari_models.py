@@ -21,6 +21,7 @@ from agent.adapters.ari.models import (
     ChannelHangupRequest,
     Dial,
     Event,
+    EventFormatError,
     PlaybackFinished,
     StasisStart,
     UnknownEvent,
@@ -170,6 +171,55 @@ def test_malformed_events_raise_value_error_naming_the_field_not_the_value() -> 
             parse_event(raw)
         assert str(raised.value) == message
         assert "5551234567" not in str(raised.value)
+
+
+def deep(levels: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for i in range(levels):
+        value = {"a": value} if i % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "StasisStart", "channel": {"id": "x", "channelvars": {"v": deep(20_000)}}},
+        {"type": "ChannelTalkingStarted", "channel": {"id": "x"}, "extra": deep(20_000)},
+        {"type": "StasisStart", "channel": {"id": "x"}, "args": [deep(33)]},
+    ],
+    ids=["in-a-modelled-field", "in-an-unknown-event", "just-over-the-limit"],
+)
+def test_an_event_nested_too_deep_is_a_value_error_not_a_recursion_error(raw: Any) -> None:
+    with pytest.raises(EventFormatError) as raised:
+        parse_event(raw)
+    assert str(raised.value) == "ARI event: nested deeper than 32 levels"
+    assert raised.value.reason == "too_deep"
+
+
+def test_depth_within_the_limit_parses() -> None:
+    # The event is level 1, ``extra`` holds 30 more: 31 of the 32 allowed.
+    event = parse_event(
+        {"type": "ChannelTalkingStarted", "channel": {"id": "x"}, "extra": deep(30)}
+    )
+    assert isinstance(event, UnknownEvent)
+
+
+def test_errors_say_which_kind_of_problem() -> None:
+    reasons = {}
+    for raw in ([1], {"channel": {}}, {"type": "StasisStart"}, {"type": "Dial", "peer": 5}):
+        with pytest.raises(EventFormatError) as raised:
+            parse_event(raw)
+        reasons[json.dumps(raw)] = raised.value.reason
+    assert list(reasons.values()) == ["not_object", "invalid", "invalid", "invalid"]
+
+
+def test_an_unknown_types_name_stays_out_of_the_error() -> None:
+    """The ``type`` of an event we do not model is the sender's text, not a name of ours."""
+    with pytest.raises(ValueError) as raised:
+        parse_event({"type": "Jane Patient 5551234567", "timestamp": 5})
+    assert (
+        str(raised.value) == "UnknownEvent.timestamp: expected a timestamp string, got an integer"
+    )
 
 
 def test_unknown_event_type_keeps_the_raw_object() -> None:

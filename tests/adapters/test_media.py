@@ -66,8 +66,15 @@ def pool() -> PortPool:
 CFG = MediaConfig(bind_host=HOST, jitter_delay_ms=60, max_stall_catchup_ms=100)
 
 
-def rtp(seq: int, payload: bytes = b"\x55" * 160, *, pt: int = 0, ssrc: int = 0x5EED0001) -> bytes:
-    return RtpPacket(pt, seq % 65536, (seq * 160) % 2**32, ssrc, payload).serialize()
+def rtp(
+    seq: int,
+    payload: bytes = b"\x55" * 160,
+    *,
+    pt: int = 0,
+    ssrc: int = 0x5EED0001,
+    marker: bool = False,
+) -> bytes:
+    return RtpPacket(pt, seq % 65536, (seq * 160) % 2**32, ssrc, payload, marker).serialize()
 
 
 async def collect(session: RtpSession, n: int, limit_s: float = 2.0) -> list[JitterFrame]:
@@ -131,12 +138,16 @@ async def test_reordered_duplicated_jittered_input_comes_out_ordered(
 
 
 async def test_wrong_source_is_dropped_logged_and_counted(pool: PortPool, peer: Peer) -> None:
-    session = await RtpSession.open(CFG, pool, "call-s", remote=peer.address)
+    session = await RtpSession.open(CFG, pool, "call-s")
     loop = asyncio.get_running_loop()
     transport, intruder = await loop.create_datagram_endpoint(Peer, local_addr=(HOST, 0))
     try:
         with capture_logs() as logs:
+            # Queued in the socket before the remote is known, read after: dropped in user space.
             intruder.send(rtp(1, b"\x01" * 160), session.local_address)
+            session.set_remote(*peer.address)
+            # Once the remote is known the socket is connected to it: the kernel drops the rest.
+            intruder.send(rtp(2, b"\x01" * 160), session.local_address)
             await asyncio.sleep(0.02)
             peer.send(rtp(500, b"\x02" * 160), session.local_address)
             frames = await collect(session, 1)
@@ -153,14 +164,138 @@ async def test_wrong_source_is_dropped_logged_and_counted(pool: PortPool, peer: 
         await session.close()
 
 
-async def test_first_datagram_teaches_the_remote_when_not_set(pool: PortPool, peer: Peer) -> None:
+async def test_nothing_is_accepted_or_sent_before_the_remote_is_set(
+    pool: PortPool, peer: Peer
+) -> None:
+    """No learning from the first datagram: until ARI said where Asterisk sends from, every
+    datagram is dropped (and counted), and none of ours goes anywhere."""
     session = await RtpSession.open(CFG, pool, "call-l")
     try:
-        peer.send(rtp(7), session.local_address)
-        await collect(session, 1)
-        assert session.remote == peer.address
+        with capture_logs() as logs:
+            for seq in range(5):
+                peer.send(rtp(seq, b"\x07" * 160), session.local_address)
+            await asyncio.sleep(0.1)
+        assert session.remote is None
+        assert session.stats.no_remote == 5
+        assert session.stats.frames_delivered == 0
+        assert session.stats.unsent_no_remote > 0 and peer.received.empty()
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+            "rtp before the remote was known dropped"
+        ]
+        session.set_remote(*peer.address)
+        peer.send(rtp(100, b"\x08" * 160), session.local_address)
+        frames = await collect(session, 1)
+        assert frames[0].payload == b"\x08" * 160  # nothing of what came before
         _t, data = await asyncio.wait_for(peer.received.get(), 1.0)
         assert RtpPacket.parse(data).payload == COMFORT_SILENCE
+    finally:
+        await session.close()
+
+
+async def test_a_stranger_that_spoke_first_is_never_heard(pool: PortPool, peer: Peer) -> None:
+    session = await RtpSession.open(CFG, pool, "call-z")
+    loop = asyncio.get_running_loop()
+    transport, intruder = await loop.create_datagram_endpoint(Peer, local_addr=(HOST, 0))
+    try:
+        for seq in range(3):
+            intruder.send(rtp(seq, b"\x66" * 160), session.local_address)
+        await asyncio.sleep(0.05)
+        session.set_remote(*peer.address)
+        for seq in range(3, 6):
+            intruder.send(rtp(seq, b"\x66" * 160), session.local_address)
+        for seq in range(10, 13):
+            peer.send(rtp(seq, b"\x11" * 160), session.local_address)
+        frames = await collect(session, 3)
+        assert [f.payload for f in frames] == [b"\x11" * 160] * 3
+        assert session.remote == peer.address
+        assert session.stats.no_remote == 3
+        await asyncio.sleep(0.05)
+        assert intruder.received.empty()
+    finally:
+        transport.close()
+        await session.close()
+
+
+async def test_a_new_ssrc_mid_call_is_dropped_unless_asterisk_marks_it(
+    pool: PortPool, peer: Peer
+) -> None:
+    session = await RtpSession.open(CFG, pool, "call-ssrc", remote=peer.address)
+    try:
+        peer.send(rtp(1, b"\x01" * 160, ssrc=0xAAAA), session.local_address)
+        peer.send(rtp(900, b"\x02" * 160, ssrc=0xBBBB), session.local_address)  # a stray stream
+        peer.send(rtp(2, b"\x03" * 160, ssrc=0xAAAA), session.local_address)
+        # Asterisk's own change (a masquerade, a bridge change): new SSRC, marker on its first.
+        peer.send(rtp(5000, b"\x04" * 160, ssrc=0xCCCC, marker=True), session.local_address)
+        peer.send(rtp(5001, b"\x05" * 160, ssrc=0xCCCC), session.local_address)
+        peer.send(rtp(3, b"\x06" * 160, ssrc=0xAAAA), session.local_address)  # a straggler
+        frames = await collect(session, 4)
+        assert [f.payload[0] for f in frames] == [1, 3, 4, 5]
+        await asyncio.sleep(0.02)
+        assert session.stats.wrong_ssrc == 2
+        assert session.stats.jitter.resets == 1
+    finally:
+        await session.close()
+
+
+async def test_a_flood_from_asterisks_address_is_rate_limited(pool: PortPool, peer: Peer) -> None:
+    session = await RtpSession.open(
+        CFG, pool, "call-flood", remote=peer.address, rate_limit_pps=200, rate_burst=100
+    )
+    try:
+        loop = asyncio.get_running_loop()
+        with capture_logs() as logs:
+            start = loop.time()
+            for seq in range(1000):
+                peer.send(rtp(seq), session.local_address)
+                if seq % 50 == 49:
+                    await asyncio.sleep(0.002)  # let the loop read: no kernel drops
+            elapsed = loop.time() - start
+            await asyncio.sleep(0.05)
+        assert session.stats.datagrams == 1000
+        passed = 1000 - session.stats.rate_limited
+        assert 100 <= passed <= 100 + 200 * elapsed + 1  # the burst, then 200/s
+        assert session.stats.jitter.received <= passed
+        assert sum(1 for e in logs if e["event"] == "rtp rate limit exceeded, dropped") <= 4
+        assert session.stats.dropped()["rate"] == session.stats.rate_limited
+    finally:
+        await session.close()
+
+
+async def test_a_foreign_flood_does_not_crowd_out_asterisk(pool: PortPool, peer: Peer) -> None:
+    """20 000 foreign datagrams between Asterisk's 50, all sent before the loop reads anything:
+    the kernel must not fill the socket buffer with the stranger's packets."""
+    session = await RtpSession.open(CFG, pool, "call-crowd", remote=peer.address)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+        flood.bind((HOST, 0))
+        junk = rtp(0, b"\x66" * 160, ssrc=0x0BAD)
+        try:
+            for seq in range(50):
+                for _ in range(400):
+                    flood.sendto(junk, session.local_address)
+                peer.send(rtp(2000 + seq, bytes([seq]) * 160), session.local_address)
+            frames = await collect(session, 50, limit_s=3.0)
+            assert [f.payload[0] for f in frames] == list(range(50))
+        finally:
+            await session.close()
+
+
+async def test_any_packet_size_reaches_the_consumer_as_20ms_frames(
+    pool: PortPool, peer: Peer
+) -> None:
+    """A 30 ms packet used to reach the VAD as 240 bytes and end the call's media."""
+    session = await RtpSession.open(CFG, pool, "call-30", remote=peer.address)
+    try:
+        ts = 0
+        sizes = [240, 240, 80, 320, 160, 240, 240]  # 1520 samples: 9 frames and 80 held
+        for seq, n in enumerate(sizes):
+            payload = bytes([seq + 1]) * n
+            peer.send(RtpPacket(0, seq, ts, 0x5EED, payload).serialize(), session.local_address)
+            ts += n
+        frames = await collect(session, 9)
+        assert {len(f.payload) for f in frames} == {160}
+        expected = b"".join(bytes([i + 1]) * n for i, n in enumerate(sizes))
+        assert b"".join(f.payload for f in frames) == expected[:1440]
+        assert session.stats.jitter.reframed == 6
     finally:
         await session.close()
 
@@ -176,14 +311,24 @@ async def test_malformed_and_foreign_payloads_do_not_kill_the_session(
             peer.send(rtp(1, b"\x00" * 160, pt=96), session.local_address)
             peer.send(rtp(0, b"\x03" * 160), session.local_address)
             peer.send(rtp(1, alaw, pt=8), session.local_address)
+            peer.send(rtp(2, b"\x04" * 4000), session.local_address)  # 500 ms in one packet
             frames = await collect(session, 2)
         assert frames[0].payload == b"\x03" * 160
         assert frames[1].payload == alaw_to_ulaw(alaw)
-        assert session.stats.malformed == 1
+        await asyncio.sleep(0.02)
+        assert session.stats.malformed == 2
         assert session.stats.unsupported_payload == 1
         assert session.stats.transcoded_alaw == 1
         malformed = [e for e in logs if e["event"] == "malformed rtp dropped"]
         assert malformed[0]["error"] == "RTP packet too short: 9 bytes < 12"
+        assert session.stats.dropped() == {
+            "no_remote": 0,
+            "wrong_source": 0,
+            "rate": 0,
+            "malformed": 2,
+            "payload_type": 1,
+            "wrong_ssrc": 0,
+        }
     finally:
         await session.close()
 
@@ -250,9 +395,11 @@ async def test_port_pool_skips_busy_ports_and_reports_exhaustion() -> None:
                 MediaError, match=f"no free RTP port in 127.0.0.1:{base}-{base + 2}"
             ):
                 small.acquire()
+            # Ports come in random order: give back the socket that holds base + 1.
+            holder = s1 if s1.getsockname()[1] == base + 1 else s2
             small.release(base + 1)
-            s1.close()
-            s3 = small.acquire()
+            holder.close()
+            s3 = small.acquire()  # the only free port, even though it was just released
             assert s3.getsockname()[1] == base + 1
             s3.close()
         finally:
@@ -323,3 +470,24 @@ async def test_external_host_uses_the_advertised_address(pool: PortPool) -> None
         assert session.external_host == f"192.0.2.10:{session.local_port}"
     finally:
         await session.close()
+
+
+def test_port_pool_hands_out_ports_at_random_and_not_the_one_just_released() -> None:
+    base = random.randrange(20000, 60000, 100)
+    pool = PortPool(base, base + 99, HOST, rng=random.Random(7))
+    socks = [pool.acquire() for _ in range(10)]
+    try:
+        ports = [s.getsockname()[1] for s in socks]
+        # Not the next port each time: a stranger cannot guess the next call's port.
+        steps = {b - a for a, b in zip(ports, ports[1:], strict=False)}
+        assert steps != {1} and len(set(ports)) == 10
+        assert all(base <= p <= base + 99 for p in ports)
+        for _ in range(50):
+            released = socks[0].getsockname()[1]
+            pool.release(released)
+            socks[0].close()
+            socks[0] = pool.acquire()
+            assert socks[0].getsockname()[1] != released
+    finally:
+        for s in socks:
+            s.close()

@@ -274,3 +274,178 @@ def test_any_local_reordering_within_the_delay_comes_out_complete_and_ordered(
     assert [f.sequence_number for f in out] == [(start + i) % 65536 for i in range(30)]
     assert jb.stats.duplicates == len(dups)
     assert jb.stats.lost == 0 and jb.stats.late == 0
+
+
+# -- packets that are not 20 ms ----------------------------------------------------------------
+# Phones and trunks send 10, 20, 30 or 40 ms packets and a simple_bridge passes them through
+# untouched; whatever comes in, the VAD downstream must get exactly 160-byte (20 ms) frames that
+# cover the same stretch of time.
+
+
+def audio(start: int, samples: int) -> bytes:
+    """μ-law bytes that name their own sample position and are never silence (0xFF)."""
+    return bytes((start + i) % 250 for i in range(samples))
+
+
+def spkt(
+    seq: int, ts: int, samples: int, *, ssrc: int = SSRC, payload: bytes | None = None
+) -> RtpPacket:
+    return RtpPacket(
+        0, seq % (1 << 16), ts % (1 << 32), ssrc, audio(ts, samples) if payload is None else payload
+    )
+
+
+def stream_of(sizes: list[int], *, seq0: int = 1000, ts0: int = 0) -> list[RtpPacket]:
+    out, ts = [], ts0
+    for i, n in enumerate(sizes):
+        out.append(spkt(seq0 + i, ts, n))
+        ts += n
+    return out
+
+
+def joined(frames: list[JitterFrame]) -> bytes:
+    assert {len(f.payload) for f in frames} <= {160}, "every frame is exactly 20 ms"
+    return b"".join(f.payload for f in frames)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[80] * 9, [160] * 5, [240] * 7, [320] * 4, [80, 160, 240, 320, 240, 80, 320, 160]],
+    ids=["10ms", "20ms", "30ms", "40ms", "mixed"],
+)
+def test_any_packet_size_comes_out_as_20ms_frames_covering_the_same_audio(sizes: list[int]) -> None:
+    jb = JitterBuffer(60)
+    packets = stream_of(sizes)
+    out: list[JitterFrame] = []
+    for i, p in enumerate(packets):
+        jb.push(p, i * 0.02)
+        out += jb.pop(i * 0.02)
+    out += jb.drain(1.0)
+    total = sum(sizes)
+    whole = joined(out)
+    assert whole[:total] == audio(0, total)
+    assert whole[total:] == SILENCE_FRAME[: len(whole) - total]  # the last frame padded
+    assert len(whole) - total < 160
+    # Frame timestamps are continuous: frame k starts at sample 160 k of the stream.
+    assert [f.timestamp for f in out] == [160 * k for k in range(len(out))]
+    assert all(f.status is FrameStatus.RECEIVED for f in out)
+    assert jb.stats.received == len(sizes) and jb.stats.lost == 0
+
+
+def test_a_30ms_packet_does_not_wait_longer_than_it_must() -> None:
+    jb = JitterBuffer(60)
+    jb.push(spkt(1, 0, 240), 0.0)
+    first = jb.pop(0.0)
+    assert [f.payload for f in first] == [audio(0, 160)]  # 20 ms out at once, 10 ms held
+    jb.push(spkt(2, 240, 240), 0.03)
+    second = jb.pop(0.03)
+    assert [f.payload for f in second] == [audio(160, 160), audio(320, 160)]
+    assert [f.sequence_number for f in second] == [1, 2]  # the packet each frame starts in
+    assert [f.timestamp for f in second] == [160, 320]
+
+
+def test_a_lost_30ms_packet_becomes_30ms_of_concealment_not_20() -> None:
+    jb = JitterBuffer(60)
+    packets = stream_of([240] * 6)
+    arrivals = [(i * 0.03, p) for i, p in enumerate(packets) if i != 2]
+    out = feed(jb, arrivals, 0.2)
+    whole = joined(out)
+    expected = audio(0, 480) + bytes([0xFF]) * 240 + audio(720, 720)
+    assert whole == expected  # 6 x 30 ms = 9 frames exactly
+    assert [f.status for f in out].count(FrameStatus.LOST) == 1  # 30 ms: one whole frame + part
+    assert jb.stats.lost == 1 and jb.stats.filled == 0
+
+
+def test_lost_packets_are_sized_like_their_neighbours_when_timestamps_say_nothing_sane() -> None:
+    jb = JitterBuffer(60)
+    # A sender whose timestamps jump by an absurd amount across the loss: trust packet sizes.
+    jb.push(spkt(1, 0, 320), 0.0)
+    jb.push(spkt(3, 10_000_000, 320, payload=audio(640, 320)), 0.08)
+    out = jb.pop(0.2) + jb.drain(0.2)
+    whole = joined(out)
+    assert whole == audio(0, 320) + bytes([0xFF]) * 320 + audio(640, 320)
+    assert [f.status for f in out] == [
+        FrameStatus.RECEIVED,
+        FrameStatus.RECEIVED,
+        FrameStatus.LOST,
+        FrameStatus.LOST,
+        FrameStatus.RECEIVED,
+        FrameStatus.RECEIVED,
+    ]
+
+
+def test_a_frame_part_audio_part_concealment_counts_as_received() -> None:
+    jb = JitterBuffer(60)
+    packets = stream_of([80] * 6)
+    for i, p in enumerate(packets):
+        if i != 1:
+            jb.push(p, i * 0.01)
+    out = jb.pop(1.0) + jb.drain(1.0)
+    assert joined(out) == audio(0, 80) + bytes([0xFF]) * 80 + audio(160, 320)
+    assert [f.status for f in out] == [FrameStatus.RECEIVED] * 3
+
+
+def test_silence_after_40ms_packets_is_filled_in_20ms_steps_and_time_is_kept() -> None:
+    jb = JitterBuffer(60)
+    arrivals = [(i * 0.04, p) for i, p in enumerate(stream_of([320] * 5))]
+    # The sender stops for about 1 s, then resumes with the next sequence number.
+    arrivals += [
+        (1.2 + i * 0.04, p) for i, p in enumerate(stream_of([320] * 5, seq0=1005, ts0=1600))
+    ]
+    out = feed(jb, arrivals, 1.45)
+    out += jb.drain(1.45)
+    whole = joined(out)
+    # 10 packets of 40 ms = 0.4 s of audio over 1.4 s of wall time: the rest is fill, short of
+    # the gap by at most the max_delay grace before the stream resumed.
+    seconds = len(whole) / 8000
+    assert 1.4 - 0.06 - 0.02 <= seconds <= 1.4 + 0.02
+    received = bytes(b for b in whole if b != 0xFF)
+    assert received == audio(0, 3200).replace(b"\xff", b"")
+    fills = [f for f in out if f.status is FrameStatus.FILL]
+    assert len(fills) == jb.stats.filled and jb.stats.lost == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    sizes=st.lists(st.sampled_from([80, 160, 240, 320]), min_size=2, max_size=60),
+    seq0=st.integers(0, 65535),
+    ts0=st.integers(0, (1 << 32) - 1),
+)
+def test_any_sizes_with_loss_and_reordering_keep_audio_at_its_time(
+    data: st.DataObject, sizes: list[int], seq0: int, ts0: int
+) -> None:
+    packets = stream_of(sizes, seq0=seq0, ts0=ts0)
+    # The first and the last packet arrive (they bound the stream); any others may be lost.
+    lost = (
+        data.draw(st.sets(st.integers(1, len(sizes) - 2)), label="lost")
+        if len(sizes) > 2
+        else set()
+    )
+    jitter_ms = data.draw(
+        st.lists(st.integers(0, 30), min_size=len(sizes), max_size=len(sizes)), label="jitter"
+    )
+    starts = [0]
+    for n in sizes:
+        starts.append(starts[-1] + n)
+    arrivals = [
+        (starts[i] / 8000 + (jitter_ms[i] / 1000 if i else 0.0), p)
+        for i, p in enumerate(packets)
+        if i not in lost
+    ]
+    arrivals.sort(key=lambda a: a[0])
+    jb = JitterBuffer(1000)  # everything arrives within the wait: only the dropped are missing
+    out: list[JitterFrame] = []
+    for t, p in arrivals:
+        jb.push(p, t)
+        out += jb.pop(t)
+    out += jb.drain(arrivals[-1][0])
+    whole = joined(out)
+    expected = bytearray([0xFF]) * starts[-1]
+    for i, n in enumerate(sizes):
+        if i not in lost:
+            expected[starts[i] : starts[i] + n] = audio(ts0 + starts[i], n)
+    assert whole[: starts[-1]] == bytes(expected)
+    assert 0 <= len(whole) - starts[-1] < 160
+    assert [f.timestamp for f in out] == [(ts0 + 160 * k) % (1 << 32) for k in range(len(out))]
+    assert jb.stats.lost == len(lost) and jb.stats.late == 0

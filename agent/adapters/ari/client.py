@@ -32,6 +32,11 @@ Choices (also in ``DEPENDENCIES.md``):
 - **Slow consumers** never block the websocket reader: each subscriber/call queue is bounded and
   drops its *oldest* event when full (logged, counted in ``EventStream.dropped``). Dropping the
   oldest keeps the newest state (a ``StasisEnd`` still arrives).
+- **Bad frames** (not JSON, not an object, nested too deep, fields of the wrong type) are dropped,
+  counted in ``AriClient.bad_frames`` by reason and logged with the exception's type (and our own
+  parser's field path, which never holds a value), never the frame or a decoder's message: frames
+  carry caller names and numbers. The websocket stays up: reconnecting would lose the events of
+  the gap.
 - **The externalMedia race**: Asterisk answers ``POST /channels/externalMedia`` *before* the new
   channel's ``StasisStart``; ``addChannel`` in between gets 422. :meth:`AriClient.external_media_ready`
   registers for that ``StasisStart`` before sending the request and returns once it arrived.
@@ -63,6 +68,7 @@ from agent.adapters.ari.models import (
     Disconnected,
     Endpoint,
     Event,
+    EventFormatError,
     Playback,
     StasisStart,
     UnknownEvent,
@@ -84,6 +90,8 @@ _MIN_RETRY_S = 0.05
 """Floor for every reconnect delay, whatever the config says: the loop must never spin."""
 DEFAULT_QUEUE_SIZE = 1024
 """Events a subscriber may fall behind before the oldest are dropped (a call makes ~100)."""
+_MAX_UNKNOWN_TYPES = 256
+"""Unmodelled event types remembered (each is logged once); the names come from the wire."""
 
 
 def backoff_delay(attempt: int, initial_s: float, max_s: float, jitter: float) -> float:
@@ -252,6 +260,8 @@ class AriClient:
         self._calls: set[CallEvents] = set()
         self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
         self._unknown_types: set[str] = set()
+        self.bad_frames: dict[str, int] = {}
+        """Frames dropped, by reason: ``not_json``, ``not_object``, ``too_deep``, ``invalid``."""
         self.connects = 0
         """How many times the websocket opened (1 + reconnects); for tests and metrics."""
 
@@ -403,20 +413,52 @@ class AriClient:
         """One websocket message: parse, route. Bad input is logged and skipped, never raised."""
         try:
             raw = json.loads(frame)
-            event = parse_event(raw)
+        except RecursionError as exc:
+            self._skip(frame, "too_deep", exc)
+            return
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-            # The frame may hold caller names and numbers: log the error's text, not the frame.
-            log.warning("ari event skipped", error=str(exc), size=len(frame))
+            self._skip(frame, "not_json", exc)
+            return
+        try:
+            event = parse_event(raw)
+        except EventFormatError as exc:
+            self._skip(frame, exc.reason, exc, detail=str(exc))
+            return
+        except Exception as exc:
+            # A frame our parser did not foresee: a bug of ours, but dropping one frame beats
+            # reconnecting (which loses every event of the gap). The type only: see _skip.
+            self._skip(frame, "invalid", exc)
             return
         if isinstance(event, UnknownEvent) and event.type not in self._unknown_types:
-            self._unknown_types.add(event.type)
-            log.info("ari event type not modelled; delivered as UnknownEvent", type=event.type)
+            if len(self._unknown_types) < _MAX_UNKNOWN_TYPES:
+                self._unknown_types.add(event.type)
+                log.info(
+                    "ari event type not modelled; delivered as UnknownEvent", type=event.type[:64]
+                )
         if isinstance(event, ApplicationReplaced):
             log.error(
                 "another websocket took over the ARI application; no more events here",
                 app=self._cfg.app,
             )
         self._dispatch(event)
+
+    def _skip(self, frame: str | bytes, reason: str, exc: BaseException, **fields: str) -> None:
+        """Count and log a dropped frame: the exception's type, never its message (a decoder's
+        message may quote the frame, which holds caller names and numbers) nor the frame. Logged
+        at the 1st, 10th, 100th… of each reason, so a broken sender cannot flood the log."""
+        count = self.bad_frames.get(reason, 0) + 1
+        self.bad_frames[reason] = count
+        while count % 10 == 0:
+            count //= 10
+        if count == 1:
+            log.warning(
+                "ari event skipped",
+                reason=reason,
+                error=type(exc).__name__,
+                size=len(frame),
+                count=self.bad_frames[reason],
+                **fields,
+            )
 
     # -- the events task ---------------------------------------------------------------------
 
@@ -849,6 +891,12 @@ class AriClient:
         await self._request(
             "POST", f"/bridges/{_seg(bridge_id)}/removeChannel", {"channel": _csv(channel_ids)}
         )
+
+    async def list_bridges(self) -> list[Bridge]:
+        body = await self._request("GET", "/bridges")
+        if not isinstance(body, list):
+            raise AriError("ARI GET /bridges: expected a list")
+        return [self._model(Bridge, b, "GET", "/bridges") for b in body]
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self._request("DELETE", f"/bridges/{_seg(bridge_id)}")

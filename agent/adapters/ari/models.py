@@ -10,9 +10,12 @@ Parsing is tolerant in the ways a long-running controller needs:
   required (``Dial`` carries no ``caller`` in real traces; ``ChannelHangupRequest`` sometimes has
   neither ``cause`` nor ``soft``).
 
-Only a missing *required* field (a ``StasisStart`` without a ``channel``) or a value of the wrong JSON
-type raises ``ValueError``, with the model and field path in the message and never the value itself
-(values carry caller names and numbers). The edge logs and drops such a frame.
+Only a missing *required* field (a ``StasisStart`` without a ``channel``), a value of the wrong JSON
+type, or nesting deeper than any ARI event has (``MAX_EVENT_DEPTH``) raises
+:class:`EventFormatError` (a ``ValueError``), with the model and field path in the message and
+never the value itself (values carry caller names and numbers; an unmodelled event's ``type`` is
+the sender's text too, so it is called ``UnknownEvent`` in messages). The edge logs and drops such
+a frame.
 
 Pure: no I/O, no clock. Lists become tuples so the frozen models stay immutable in practice;
 ``channelvars`` stays a ``dict`` (read it, do not change it).
@@ -29,6 +32,20 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+MAX_EVENT_DEPTH = 32
+"""Containers one event may nest (the event object is 1). Real events nest 4 (event → channel →
+caller → name); a frame nested deeper is refused before anything walks it recursively."""
+
+
+class EventFormatError(ValueError):
+    """A decoded frame that is not a valid ARI event or resource. The message names the model and
+    field path and never a value, so it may be logged; ``reason`` is one of ``not_object``,
+    ``too_deep`` and ``invalid`` (for counters)."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def parse_ari_time(value: str) -> datetime:
@@ -354,15 +371,19 @@ Signal = Connected | Disconnected
 
 
 def parse_event(raw: Any) -> Event:
-    """A decoded websocket frame → its typed event. Raises ``ValueError`` (see the module doc)."""
+    """A decoded websocket frame → its typed event. Raises :class:`EventFormatError` (a
+    ``ValueError``; see the module doc)."""
     if not isinstance(raw, dict):
-        raise ValueError(f"ARI event: expected a JSON object, got {_json_type(raw)}")
+        raise EventFormatError(
+            f"ARI event: expected a JSON object, got {_json_type(raw)}", "not_object"
+        )
+    _check_depth(raw)
     kind = raw.get("type")
     if not isinstance(kind, str) or not kind:
-        raise ValueError("ARI event: missing 'type'")
+        raise EventFormatError("ARI event: missing 'type'")
     cls = EVENT_TYPES.get(kind)
     if cls is None:
-        base = _build(Event, raw, kind)
+        base = _build(Event, raw, UnknownEvent.__name__)
         return UnknownEvent(
             type=kind,
             raw=raw,
@@ -374,8 +395,29 @@ def parse_event(raw: Any) -> Event:
 
 
 def parse_model(cls: type[T], raw: Any) -> T:
-    """A REST response body → ``cls`` (one of :data:`RESOURCE_TYPES`). Raises ``ValueError``."""
+    """A REST response body → ``cls`` (one of :data:`RESOURCE_TYPES`). Raises
+    :class:`EventFormatError` (a ``ValueError``)."""
+    _check_depth(raw)
     return _build(cls, raw, cls.__name__)
+
+
+def _check_depth(raw: Any) -> None:
+    """Refuse nesting deeper than ``MAX_EVENT_DEPTH`` without recursing (``str()`` of a deep value
+    or our own conversion would otherwise raise ``RecursionError``)."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_EVENT_DEPTH:
+            raise EventFormatError(
+                f"ARI event: nested deeper than {MAX_EVENT_DEPTH} levels", "too_deep"
+            )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def channel_ids(event: Event) -> tuple[str, ...]:
@@ -427,7 +469,7 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 
 def _build(cls: type[T], raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {_json_type(raw)}")
+        raise EventFormatError(f"{where}: expected a JSON object, got {_json_type(raw)}")
     hints = _hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # cls is always a dataclass here
@@ -435,7 +477,7 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
             continue
         if f.name not in raw or raw[f.name] is None:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{where}: missing required field {f.name!r}")
+                raise EventFormatError(f"{where}: missing required field {f.name!r}")
             continue
         kwargs[f.name] = _convert(hints[f.name], raw[f.name], f"{where}.{f.name}")
     return cls(**kwargs)
@@ -449,34 +491,34 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return _convert(inner, value, where)
     if origin is tuple:
         if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {_json_type(value)}")
+            raise EventFormatError(f"{where}: expected a list, got {_json_type(value)}")
         item = typing.get_args(tp)[0]
         return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected an object, got {_json_type(value)}")
+            raise EventFormatError(f"{where}: expected an object, got {_json_type(value)}")
         # Asterisk sends channel variables as strings; keep that invariant for callers.
         return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if tp is datetime:
         if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a timestamp string, got {_json_type(value)}")
+            raise EventFormatError(f"{where}: expected a timestamp string, got {_json_type(value)}")
         try:
             return parse_ari_time(value)
         except ValueError:
-            raise ValueError(f"{where}: not an ARI timestamp") from None
+            raise EventFormatError(f"{where}: not an ARI timestamp") from None
     if tp is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected a boolean, got {_json_type(value)}")
+            raise EventFormatError(f"{where}: expected a boolean, got {_json_type(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {_json_type(value)}")
+            raise EventFormatError(f"{where}: expected an integer, got {_json_type(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a string, got {_json_type(value)}")
+            raise EventFormatError(f"{where}: expected a string, got {_json_type(value)}")
         return value
     raise TypeError(f"{where}: unsupported model type {tp!r}")  # pragma: no cover
 
