@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from agent.errors import ConfigError, MedAgentError
+
 # name → (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": (
@@ -37,6 +39,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "prints each problem with its fix",
     ),
     "audit": ("agent.adapters.store.auditcmd", "verify the audit log's hash chain"),
+    "rekey": (
+        "agent.adapters.store.rekeycmd",
+        "rotate the patient-data key: add-key appends a new key (or creates the key file), "
+        "reseal re-seals stored data under the newest key",
+    ),
 }
 
 
@@ -71,7 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(rest)
     args.config = top.config
-    result: int = module.run(args)
+    # Each command reports its own errors; these are the last resort, so that bad input never
+    # ends in a traceback (a bug still does: it is not caught here).
+    try:
+        result: int = module.run(args)
+    except ConfigError as exc:
+        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except MedAgentError as exc:
+        print(f"medagent {top.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130  # 128 + SIGINT, as a shell reports it
     return result
 
 

@@ -121,7 +121,9 @@ class _ScriptLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            raise _AliasRefused(self.peek_event().start_mark.line + 1)
+            # types-PyYAML leaves peek_event unannotated.
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _AliasRefused(event.start_mark.line + 1)
         return super().compose_node(parent, index)
 
 
@@ -145,7 +147,7 @@ def _read_yaml(p: Path) -> Any:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"not UTF-8 text (line {line})", file=str(p)) from None
     try:
-        return yaml.load(text, Loader=_ScriptLoader)  # noqa: S506  # a SafeLoader, less aliases
+        return yaml.load(text, Loader=_ScriptLoader)  # a SafeLoader without aliases
     except _AliasRefused as exc:
         raise ConfigError(f"{exc}; write the value out", file=str(p)) from None
     except yaml.MarkedYAMLError as exc:

@@ -98,8 +98,8 @@ class Report:
             print(f"         fix: {p.fix}", file=out)
         n = len(self.problems)
         summary = "all checks passed" if n == 0 else f"{n} problem{'s' if n > 1 else ''} found"
-        if w := len(self.warnings):
-            summary += f", {w} warning{'s' if w > 1 else ''}"
+        if count := len(self.warnings):
+            summary += f", {count} warning{'s' if count > 1 else ''}"
         print(summary, file=out)
 
 
