@@ -36,7 +36,7 @@ from agent.adapters.ari.models import (
     StasisEnd,
 )
 from agent.adapters.media import PortPool, RtpSession
-from agent.config import Config, TransferConfig
+from agent.config import Config
 from agent.core import g711
 from agent.core.dialog.commands import (
     BookSlot,
@@ -68,29 +68,15 @@ from agent.core.understanding import Understanding, other_hypotheses, worth_a_se
 from agent.errors import AriError, AriNotFound
 from agent.log import get_logger
 from agent.runtime.engines import Engines, SpeechResult
+from agent.runtime.fallback import OUR_CHANNEL_PREFIX, hand_to_fallback
 from agent.runtime.hooks import CallObserver, Records
 from agent.runtime.services import CallServices, demo_services
 
 log = get_logger(__name__)
 
-OUR_CHANNEL_PREFIX = "medagent-"
-"""Channels this agent creates (externalMedia, transfer legs) have ids with this prefix, so the
-supervisor never mistakes their StasisStart for a new call."""
-
-
 FRAME_S = 0.020
 STREAM_GAP_S = 0.2
 """No inbound frame for this long: the stream paused; count the gap as silence."""
-
-
-async def hand_to_fallback(ari: AriClient, channel_id: str, t: TransferConfig, reason: str) -> None:
-    """Continue a caller in the dialplan fallback (front desk, then voicemail), saying why in
-    ``MEDAGENT_REASON``. The reason is best effort; the continue is not."""
-    with contextlib.suppress(AriError):
-        await ari.set_variable(channel_id, "MEDAGENT_REASON", reason)
-    await ari.continue_in_dialplan(
-        channel_id, t.fallback_context, t.fallback_extension, t.fallback_priority
-    )
 
 
 class CallerGone(Exception):

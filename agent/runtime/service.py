@@ -1,7 +1,8 @@
 """``medagent run``: the agent in the foreground (systemd runs this).
 
-Start-up order: configuration (fails fast with file/key/expected), logging, models (loaded once, in
-worker threads), the supervisor's subscription, then the ARI client (so the first ``Connected`` is
+Start-up order: configuration (fails fast with file/key/expected), logging, callers a previous
+process left in Stasis handed to the fallback (before anything heavy: they are in dead air), models
+(loaded once, in worker threads), the supervisor's subscription, then the ARI client (so the first ``Connected`` is
 seen), FastAGI when enabled. A wrong ARI password stops the agent at once with a message naming the
 user and URL; an unreachable Asterisk is retried with backoff while the agent waits.
 
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +82,19 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
 
     from agent.adapters.store import open_store
+    from agent.runtime.fallback import recover_stranded
+
+    ari = AriClient(cfg.ari)
+    # Before anything heavy: callers a killed or crashed predecessor left in Stasis sit in dead
+    # air until someone hands them on. The models take seconds to load; this takes milliseconds.
+    started = datetime.now(UTC)
+    # (Asterisk not up yet, or refusing us: logged; the first Connected recovers, or start-up
+    # stops on the credentials below.)
+    await recover_stranded(ari, cfg.ari.app, cfg.transfer, before=started)
 
     log.info("loading models", stt=cfg.stt.model, second=cfg.stt.second_model, tts=cfg.tts.backend)
     engines = await load_engines(cfg)
     store = await open_store(cfg.database, cfg.practice)
-    ari = AriClient(cfg.ari)
     metrics = Metrics(max_calls=lambda: cfg.calls.max_concurrent)
     supervisor = Supervisor(
         cfg,

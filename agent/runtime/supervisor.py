@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from agent.adapters.ari.client import AriClient
 from agent.adapters.ari.models import Connected, Disconnected, StasisEnd, StasisStart
@@ -22,16 +22,19 @@ from agent.adapters.media import PortPool
 from agent.config import Config
 from agent.errors import AriError
 from agent.log import get_logger
-from agent.runtime.call import OUR_CHANNEL_PREFIX, CallSession, hand_to_fallback
+from agent.runtime.call import CallSession
 from agent.runtime.engines import Engines
+from agent.runtime.fallback import (
+    OUR_CHANNEL_PREFIX,
+    hand_to_fallback,
+    recover_stranded,
+)
 from agent.runtime.hooks import CallObserver, MemoryRecords, Records
 from agent.runtime.services import CallServices
 from agent.runtime.taskset import TaskSet
 
 log = get_logger(__name__)
 
-ORPHAN_MARGIN = timedelta(seconds=1)
-"""Channels created this close to our (re)connect may still have their StasisStart in flight."""
 STASIS_END_GRACE_S = 5.0
 """A call whose channel left Stasis gets this long to finish its own clean-up before it is cancelled."""
 
@@ -226,49 +229,20 @@ class Supervisor:
         return owned
 
     async def _recover_orphans(self, connected_at: datetime) -> None:
-        """Calls left in our Stasis app by a previous process (killed, crashed, restarted) sit in
-        dead air: Asterisk keeps them in Stasis when the websocket goes away. Hand every such
-        caller to the dialplan fallback, and hang up media/transfer channels nobody owns."""
-        try:
-            app = await self.ari.get_application(self.cfg.ari.app)
-        except AriError as exc:
-            log.error("could not look for calls left in Stasis", error=str(exc))
-            return
-        owned = self._owned_channels()
-        orphans = []
-        for cid in app.channel_ids:
-            if cid in owned:
-                continue
-            try:
-                channel = await self.ari.get_channel(cid)
-            except AriError:
-                continue  # gone meanwhile
-            # A call that entered Stasis after this websocket opened has its StasisStart on the
-            # way to us: it is new, not stranded.
-            if (
-                channel.creationtime is not None
-                and channel.creationtime >= connected_at - ORPHAN_MARGIN
-            ):
-                continue
-            orphans.append(cid)
-        if not orphans:
-            return
-        log.warning(
-            "calls left in Stasis by a previous run: handing them to the fallback",
-            count=len(orphans),
+        """Callers a previous process left in our Stasis app go to the dialplan fallback; its
+        media channels and bridges are removed (see ``fallback.recover_stranded``)."""
+        done = await recover_stranded(
+            self.ari,
+            self.cfg.ari.app,
+            self.cfg.transfer,
+            before=connected_at,
+            owned=self._owned_channels()
+            | {s.bridge_id for s in self.sessions.values() if s.bridge_id},
         )
-        t = self.cfg.transfer
-        for cid in orphans:
-            try:
-                if cid.startswith(OUR_CHANNEL_PREFIX):
-                    await self.ari.hangup(cid)
-                    continue
-                await hand_to_fallback(self.ari, cid, t, "agent-restart")
-                self.fallbacks += 1
-                if self.observer is not None:
-                    self.observer.fallback("agent_restart")
-            except AriError as exc:
-                log.error("could not recover a stranded call", channel=cid, error=str(exc))
+        self.fallbacks += done.callers
+        if self.observer is not None:
+            for _ in range(done.callers):
+                self.observer.fallback("agent_restart")
 
     async def close(self) -> None:
         """Cancel every call and wait for each to clean up."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from agent.pbxsim.dialplan import Dialplan
 from agent.pbxsim.dialplan_import import import_dialplan, import_our_dialplan
 from agent.pbxsim.engine import Behaviour, SimLeg
 from agent.pbxsim.testing import AriProbe
-from agent.runtime.supervisor import ORPHAN_MARGIN, Supervisor
+from agent.runtime.fallback import ORPHAN_MARGIN, OUR_CHANNEL_PREFIX, recover_stranded
+from agent.runtime.supervisor import Supervisor
 from tests.fakes.engines import fake_engines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -276,3 +278,40 @@ async def test_restarted_agent_hands_the_stranded_caller_to_the_front_desk(
         await asyncio.gather(runner, return_exceptions=True)
         await ari.close()
         await engines.aclose()
+
+
+async def test_start_up_recovery_hands_on_the_caller_and_removes_what_the_dead_agent_left(
+    sim: PbxSim,
+) -> None:
+    """What ``medagent run`` does before it loads its models: the caller a killed agent left in
+    Stasis goes to the front desk, and that agent's bridge is destroyed (one was left behind)."""
+    probe = AriProbe(sim.base_url)
+    await probe.connect(APP)
+    caller = await sim.place_call(DID, caller_number="5550001234")
+    start = await probe.event("StasisStart")
+    channel = start["channel"]["id"]
+    assert (await probe.request("POST", f"/channels/{channel}/answer"))[0] == 204
+    status, _ = await probe.request(
+        "POST", "/bridges", type="mixing", bridgeId=f"{OUR_CHANNEL_PREFIX}br-dead1"
+    )
+    assert status == 200
+    assert (
+        await probe.request(
+            "POST", f"/bridges/{OUR_CHANNEL_PREFIX}br-dead1/addChannel", channel=channel
+        )
+    )[0] == 204
+    await sim.drop_websockets(close_frame=False)  # the agent is killed
+    await probe.close()
+    await asyncio.sleep(ORPHAN_MARGIN.total_seconds() + 0.3)
+
+    cfg = AriConfig(url=sim.base_url, username="medagent", password="secret", app=APP)
+    ari = AriClient(cfg)  # REST only: no events websocket yet, as in the start-up pass
+    try:
+        done = await recover_stranded(ari, APP, TransferConfig(), before=datetime.now(UTC))
+        assert (done.callers, done.bridges) == (1, 1)
+        path = await wait_path(caller, "answered(PJSIP/frontdesk)")
+        assert "continue(medagent-fallback,s,1)" in path
+        assert not [b for b in await ari.list_bridges() if b.id.startswith(OUR_CHANNEL_PREFIX)]
+        await caller.hangup()
+    finally:
+        await ari.close()
