@@ -30,6 +30,7 @@ import random
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -295,6 +296,19 @@ def generate_config(
             "qualify_frequency = 0",
             "",
         ]
+    # The trunk a sipp caller comes in on (identified by its From user): what a carrier's
+    # endpoint does in the admin's pjsip.conf, sending calls to our inbound context.
+    lines += [
+        "[trunk]",
+        "type = endpoint",
+        "transport = test-transport",
+        "context = medagent-inbound",
+        "disallow = all",
+        "allow = ulaw",
+        "direct_media = no",
+        "rtp_symmetric = yes",
+        "",
+    ]
     # clinician101 exists but has no contact: UNAVAILABLE, as an unplugged phone.
     lines += [
         "[clinician101](medagent-phone)",
@@ -916,6 +930,92 @@ class SipPhone:
 
 
 @contextlib.contextmanager
+def write_rtp_pcap(path: Path, ulaw: bytes, *, ptime_ms: int, ssrc: int = 0x5EED) -> None:
+    """``ulaw`` as one RTP stream of ``ptime_ms`` packets in a pcap, for sipp's
+    ``play_pcap_audio`` (which takes the pacing from the capture's timestamps and rewrites the
+    addresses and ports)."""
+    per_packet = 8 * ptime_ms
+    ulaw += bytes([0xFF]) * (-len(ulaw) % per_packet)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet
+    for i in range(len(ulaw) // per_packet):
+        payload = ulaw[i * per_packet : (i + 1) * per_packet]
+        rtp = struct.pack("!BBHII", 0x80, 0, i & 0xFFFF, i * per_packet, ssrc) + payload
+        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0,
+            bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
+        )  # fmt: skip
+        frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
+        at_us = i * ptime_ms * 1000
+        out.append(
+            struct.pack("<IIII", at_us // 1_000_000, at_us % 1_000_000, len(frame), len(frame))
+        )
+        out.append(frame)
+    path.write_bytes(b"".join(out))
+
+
+@dataclass
+class SipCaller:
+    """A sipp UAC calling ``number`` through the test box's trunk, playing ``pcap`` (RTP of
+    ``ptime_ms`` packets), then staying on the line ``hold_ms`` before its BYE."""
+
+    asterisk: RealAsterisk
+    number: str
+    pcap: Path
+    ptime_ms: int
+    hold_ms: int = 10_000
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [
+            "sipp",
+            "-sf",
+            str(SIPP_DIR / "uac_call.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port(socket.SOCK_DGRAM)),
+            "-s",
+            self.number,
+            "-m",
+            "1",
+            "-nostdin",
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(free_port(socket.SOCK_DGRAM)),
+            "-key",
+            "pcapfile",
+            str(self.pcap),
+            "-key",
+            "ptime",
+            str(self.ptime_ms),
+            "-d",
+            str(self.hold_ms),
+            "-timeout",
+            "90s",
+            f"127.0.0.1:{self.asterisk.ports.sip}",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.pcap.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    async def wait(self, timeout_s: float = 30.0) -> int:
+        assert self.proc is not None
+        return await asyncio.to_thread(self.proc.wait, timeout_s)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
 def sip_phone(
     user: str, port: int, scenario: str = "answer", log_dir: Path | None = None
 ) -> Iterator[SipPhone]:
