@@ -3,6 +3,7 @@ dialplans/ against what the agent's configuration expects."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,11 +23,13 @@ from agent.adapters.asterisk_conf import (
     security_problems,
     set_dialplan_variables,
 )
-from agent.config import AmiConfig, AriConfig, TransferConfig
+from agent.config import AmiConfig, AriConfig, Config, TransferConfig, load_config
+from agent.runtime.check import transfer_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF_FILES = sorted((ROOT / "asterisk-conf").glob("*.conf"))
 DIALPLAN_FILES = sorted((ROOT / "dialplans").glob("*.conf"))
+EXAMPLE = ROOT / "agent" / "medagent.toml.example"
 
 # --------------------------------------------------------------------------------------------------
 # Parser
@@ -289,16 +292,56 @@ def test_users_and_ports_match_the_agent_defaults() -> None:
     assert manager.section("general").get("bindaddr") == ami.host
 
 
-def test_transfer_targets_are_endpoints_in_the_example() -> None:
+def pjsip_endpoints() -> set[str]:
     pjsip = ours()["pjsip.conf"]
-    endpoints = {
+    return {
         s.name
         for s in pjsip.sections
         if not s.template and resolved(pjsip, s).get("type") == "endpoint"
     }
-    transfer = TransferConfig()
-    for dial_string in [transfer.front_desk, *transfer.on_call]:
-        tech, _, name = dial_string.partition("/")
-        assert tech == "PJSIP" and name in endpoints, dial_string
+
+
+def undefined_endpoints(dial_string: str, endpoints: set[str]) -> list[str]:
+    """The parts of a dial string (``&`` rings several together) that name no endpoint of ours;
+    ``Local/`` targets are dialplan, which the dialplan checks cover."""
+    return [
+        part
+        for part in dial_string.split("&")
+        if not part.startswith("Local/") and part not in {f"PJSIP/{n}" for n in endpoints}
+    ]
+
+
+@pytest.mark.parametrize("source", ["example", "defaults"])
+def test_every_transfer_target_is_an_endpoint_of_our_pjsip_conf(source: str) -> None:
+    # What `medagent check` looks up over ARI, here without Asterisk: the example configuration
+    # (and the built-in defaults it shows) must pass check against the example snippets as shipped.
+    cfg = load_config(EXAMPLE) if source == "example" else Config()
+    endpoints = pjsip_endpoints()
+    missing = [
+        f"{key} = {target!r}: {part}"
+        for key, target in transfer_targets(cfg)
+        for part in undefined_endpoints(target, endpoints)
+    ]
+    assert missing == [], "not defined in asterisk-conf/pjsip.conf"
+    pjsip = ours()["pjsip.conf"]
     for name in endpoints:
-        assert resolved(pjsip, pjsip.section(name)).get("allow") is not None
+        assert resolved(pjsip, pjsip.section(name)).get("allow") is not None, name
+
+
+def test_every_phone_our_dialplan_dials_is_an_endpoint_of_our_pjsip_conf() -> None:
+    endpoints = pjsip_endpoints()
+    named = {
+        f"{ctx.name},{exten},{step.number}: {target}"
+        for ctx in our_dialplan().values()
+        for exten, steps in ctx.extensions.items()
+        for step in steps
+        for target in re.findall(r"PJSIP/[\w.-]+", step.args)
+        if undefined_endpoints(target, endpoints)
+    }
+    assert named == set()
+
+
+def test_every_provider_of_the_example_has_a_phone_in_our_dialplan() -> None:
+    clinicians = our_dialplan()["medagent-clinicians"]
+    ids = [p.id for p in load_config(EXAMPLE).practice.providers]
+    assert ids and [i for i in ids if not clinicians.has(i)] == []
