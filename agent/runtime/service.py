@@ -64,9 +64,19 @@ def run(args: argparse.Namespace) -> int:
 async def serve(
     cfg: Config, *, stop_after_s: float | None = None, ready: asyncio.Event | None = None
 ) -> None:
-    from agent.adapters.ami import AmiClient
     from agent.adapters.ari.client import AriClient
+    from agent.runtime.fallback import recover_stranded
+
+    ari = AriClient(cfg.ari)
+    # Before anything heavy (even importing the engines takes seconds): callers a killed or
+    # crashed predecessor left in Stasis sit in dead air until someone hands them on. (Asterisk
+    # not up yet, or refusing us: logged; the first Connected recovers, or start-up stops on the
+    # credentials below.)
+    await recover_stranded(ari, cfg.ari.app, cfg.transfer, before=datetime.now(UTC))
+
+    from agent.adapters.ami import AmiClient
     from agent.adapters.health import HealthServer, supervisor_inputs
+    from agent.adapters.store import open_store
     from agent.runtime.engines import load_engines
     from agent.runtime.metrics import Metrics, MetricsObserver
     from agent.runtime.services import CallServices
@@ -80,17 +90,6 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
-
-    from agent.adapters.store import open_store
-    from agent.runtime.fallback import recover_stranded
-
-    ari = AriClient(cfg.ari)
-    # Before anything heavy: callers a killed or crashed predecessor left in Stasis sit in dead
-    # air until someone hands them on. The models take seconds to load; this takes milliseconds.
-    started = datetime.now(UTC)
-    # (Asterisk not up yet, or refusing us: logged; the first Connected recovers, or start-up
-    # stops on the credentials below.)
-    await recover_stranded(ari, cfg.ari.app, cfg.transfer, before=started)
 
     log.info("loading models", stt=cfg.stt.model, second=cfg.stt.second_model, tts=cfg.tts.backend)
     engines = await load_engines(cfg)
