@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -89,6 +90,8 @@ def _is_patient_field(key: str) -> bool:
 
 
 def _redact_value(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        return type(value).__name__  # a message may quote the caller
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, dict):
@@ -118,11 +121,35 @@ def redact(
     return event_dict
 
 
-def _format_exc_redacted(
+def _traceback_lines(te: traceback.TracebackException) -> list[str]:
+    lines: list[str] = []
+    if te.__cause__ is not None:
+        lines += _traceback_lines(te.__cause__)
+        lines.append("\nThe above exception was the direct cause of the following exception:\n\n")
+    elif te.__context__ is not None and not te.__suppress_context__:
+        lines += _traceback_lines(te.__context__)
+        lines.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+    lines.append("Traceback (most recent call last):\n")
+    lines += te.stack.format()
+    name = te.exc_type.__qualname__ if te.exc_type is not None else "exception"
+    lines.append(f"{name} (message not logged)\n")
+    return lines
+
+
+def format_exc_without_messages(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    if "exception" in event_dict and isinstance(event_dict["exception"], str):
-        event_dict["exception"] = scrub_text(event_dict["exception"])
+    """structlog processor in place of ``format_exc_info``: the traceback's frames and exception
+    types, never the exceptions' messages, which may quote what a caller said."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info is None or exc_info is False:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    exc = exc_info if isinstance(exc_info, BaseException) else exc_info[1]
+    if exc is not None:
+        te = traceback.TracebackException.from_exception(exc, capture_locals=False)
+        event_dict["exception"] = "".join(_traceback_lines(te)).rstrip("\n")
     return event_dict
 
 
@@ -139,9 +166,8 @@ def configure_logging(cfg: LoggingConfig | None = None, *, stream: Any = None) -
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        format_exc_without_messages,
         redact,
-        structlog.processors.format_exc_info,
-        _format_exc_redacted,
     ]
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False)

@@ -214,7 +214,7 @@ class CallSession:
                     raise
                 except Exception as exc:
                     self.outcome = "crashed"
-                    log.error("call crashed", error=repr(exc), exc_info=exc)
+                    log.error("call crashed", error=type(exc).__name__, exc_info=exc)
                     await self._rescue()
                 finally:
                     await self._teardown()
@@ -439,7 +439,7 @@ class CallSession:
         try:
             again = await self.engines.second_stt.transcribe(pcm16)
         except Exception as exc:  # the screening question still follows a symptom turn
-            log.warning("second listen failed", error=repr(exc))
+            log.warning("second listen failed", error=type(exc).__name__)
             return understanding
         self.observer.second_listen(self.call_id, loop.time() - started)
         if not again.text:
@@ -466,7 +466,7 @@ class CallSession:
             try:
                 return await item.early
             except Exception as exc:  # the speculative pass failed: do the normal one
-                log.warning("speculative transcription failed", error=repr(exc))
+                log.warning("speculative transcription failed", error=type(exc).__name__)
         return await self._hear(item.pcm16, cmd)
 
     def _start_early_pass(self, ev: SilenceBegan) -> None:
@@ -560,7 +560,7 @@ class CallSession:
         try:
             commands = self.dialog.handle(event)
         except Exception as exc:
-            log.error("dialog failed on final event", error=repr(exc))
+            log.error("dialog failed on final event", error=type(exc).__name__)
             return
         for cmd in commands:
             if isinstance(cmd, SaveRecord):
@@ -837,7 +837,7 @@ class CallSession:
                             await self.media.play(frames, "sorry")
             await self._hand_back("error")
         except Exception as exc:
-            log.error("could not hand the call back after a crash", error=repr(exc))
+            log.error("could not hand the call back after a crash", error=type(exc).__name__)
 
     async def _teardown(self) -> None:
         for task in list(self._helpers):
@@ -866,7 +866,7 @@ class CallSession:
                 self.call_id, summary=summary, outcome=self.outcome, at=self.clock()
             )
         except Exception as exc:
-            log.error("could not record the end of the call", error=repr(exc))
+            log.error("could not record the end of the call", error=type(exc).__name__)
         self.observer.ended(self.call_id, self.outcome)
         log.info("call ended", outcome=self.outcome)
 

@@ -157,7 +157,7 @@ async def load_engines(cfg: Config) -> Engines:
     except (EngineError, OSError) as exc:
         # The call works without it (a symptom turn still gets the screening question); the
         # administrator is told, and `medagent check` says how to fix it.
-        log.error("second listen off: its model did not load", error=str(exc))
+        log.error("second listen off: its model did not load", error=type(exc).__name__)
         second_transcriber = None
     understander = await asyncio.to_thread(Understander.from_config, cfg)
     prompt = stt_prompt(

@@ -99,7 +99,7 @@ class Supervisor:
                     log.error(
                         "supervisor could not handle an event",
                         item=type(item).__name__,
-                        error=repr(exc),
+                        error=type(exc).__name__,
                     )
 
     async def _on(self, item: object) -> None:

@@ -39,7 +39,11 @@ class TaskSet:
         exc = task.exception()
         if exc is not None:
             log.error(
-                "task failed", task=task.get_name(), owner=self.name, error=repr(exc), exc_info=exc
+                "task failed",
+                task=task.get_name(),
+                owner=self.name,
+                error=type(exc).__name__,
+                exc_info=exc,
             )
 
     def __len__(self) -> int:

@@ -91,3 +91,30 @@ def test_libraries_that_log_spoken_text_stay_at_warning_even_at_debug() -> None:
     finally:
         root.setLevel(before)
         configure_logging(LoggingConfig(level="warning"), stream=io.StringIO())
+
+
+def test_a_logged_exception_keeps_its_type_and_frames_but_not_its_message() -> None:
+    # An exception's message may quote the caller ("could not parse 'my chest hurts, Mary'").
+    stream = io.StringIO()
+    configure_logging(LoggingConfig(format="json"), stream=stream)
+    log = get_logger("t")
+
+    def parse(words: str) -> None:
+        try:
+            int(words)
+        except ValueError as inner:
+            raise RuntimeError(f"could not parse {words!r}") from inner
+
+    said = "my chest hurts, Mary"  # (source lines are shown: this one is not in the traceback)
+    try:
+        parse(said)
+    except RuntimeError as exc:
+        log.error("call crashed", exc_info=exc)
+        log.error("second listen failed", error=exc)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    for line in (first, second):
+        assert "chest" not in json.dumps(line) and "Mary" not in json.dumps(line), line
+    assert "RuntimeError" in first["exception"] and "ValueError" in first["exception"]
+    assert "in parse" in first["exception"]  # the frames are kept
+    assert second["error"] == "RuntimeError"
+    configure_logging(LoggingConfig(level="warning"))
