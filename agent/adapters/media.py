@@ -559,21 +559,26 @@ class RtpSession:
         if self._closed:
             return
         self._closed = True
-        if self._clock is not None:
-            self._clock.cancel()
-            await asyncio.wait({self._clock})
-        for future in self._waiters.values():
-            if not future.done():
-                future.set_result(False)
-        self._drained.set()
-        self._deliver(self._jitter.drain(self._loop.time()))
-        self._frames.put_nowait(None)
-        if self._transport is not None and self._protocol is not None:
-            self._transport.close()
+        # Everything that frees the port happens whatever becomes of this coroutine: a call
+        # cancelled during its own teardown (the supervisor reaps it) must not keep the port.
+        try:
+            if self._clock is not None:
+                self._clock.cancel()
+                await asyncio.wait({self._clock})
+        finally:
+            for future in self._waiters.values():
+                if not future.done():
+                    future.set_result(False)
+            self._drained.set()
+            self._deliver(self._jitter.drain(self._loop.time()))
+            self._frames.put_nowait(None)
+            if self._transport is not None:
+                self._transport.close()  # the socket goes with it
+            else:
+                self._sock.close()
+            self._pool.release(self.local_port)
+        if self._protocol is not None:
             await self._protocol.closed
-        else:
-            self._sock.close()
-        self._pool.release(self.local_port)
         log.info("rtp session closed", call_id=self.call_id, **_summary(self.stats))
 
 

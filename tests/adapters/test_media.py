@@ -383,6 +383,22 @@ async def test_close_releases_port_and_ends_frames(pool: PortPool) -> None:
         probe.bind((HOST, port))
 
 
+async def test_a_close_cancelled_half_way_still_gives_the_port_back(pool: PortPool) -> None:
+    # The supervisor cancels a call that overstays its teardown; its media must not keep the port
+    # (200 short calls at a time once ended with one port in use and its socket never closed).
+    session = await RtpSession.open(CFG, pool, "call-cancelled")
+    port = session.local_port
+    closing = asyncio.ensure_future(session.close())
+    await asyncio.sleep(0)  # close() now waits for the media clock task to end
+    closing.cancel()
+    await asyncio.gather(closing, return_exceptions=True)
+    assert port not in pool.in_use
+    await session.close()  # idempotent
+    await asyncio.sleep(0.01)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((HOST, port))
+
+
 async def test_port_pool_skips_busy_ports_and_reports_exhaustion() -> None:
     base = random.randrange(20000, 60000, 100)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
