@@ -157,6 +157,9 @@ EVENTS: dict[str, Callable[[], Event]] = {
     ),
     "refill_controlled": lambda: _heard("i need more oxycodone", "refill", medication="oxycodone"),
     "results": lambda: _heard("are my test results back", "test_results"),
+    "results_phone": lambda: _heard(
+        "are my results back, call me on 555 867 5309", "test_results", phone="5558675309"
+    ),
     "symptoms": lambda: _heard("i have had a sore throat for three days", "symptoms"),
     "symptoms_short": lambda: _heard("i feel sick", "symptoms"),
     "message": lambda: _heard("please take a message for doctor patel", "message"),
@@ -354,11 +357,17 @@ _TRANSFER = {"ok": "transfer_answered", "edge": "transfer_no_answer", "down": "t
 _TRANSFER["stranger"] = "transfer_failed"
 
 
+_SECOND = ("schedule_full", "results_phone", "reschedule", "refill_full", "cancel", "message")
+
+
 class _Caller:
     """Answers what the dialog asks, the way ``profile`` says; deterministic."""
 
     def __init__(self, opening: str, answers: str, results: str) -> None:
         self.opening = opening
+        # Asked for after a first request (once verified, a workflow can go straight to a lookup
+        # or the read-back).
+        self.second = _SECOND[sum(map(ord, opening)) % len(_SECOND)]
         self.answers = _ANSWERS[answers]
         self.results = _RESULTS[results]
         self.transfer = _TRANSFER[results]
@@ -375,7 +384,7 @@ class _Caller:
             return self._next(type(waiting), self.results[type(waiting)])
         state = d.state
         if state is State.REQUEST:
-            return self._next("opening", [self.opening, "no_thats_all"])
+            return self._next("opening", [self.opening, self.second, "no_thats_all"])
         if state is State.ASK and d.task is not None:
             return self._next(d.task.asking, self.answers[d.task.asking])
         if state is State.CONFIRM:
@@ -385,7 +394,9 @@ class _Caller:
         if state is State.EMERGENCY_OFFER:
             return "yes_please"
         if state is State.ANYTHING_ELSE:
-            return self._next("anything_else", ["no_thats_all"])
+            # The "other" caller asks for a second thing straight away ("yes, and ...").
+            then = [self.second] if self.answers is _ANSWERS["other"] else []
+            return self._next("anything_else", [*then, "no_thats_all"])
         if state is State.TRANSFERRING:
             return self.transfer
         return "hangup"
@@ -458,6 +469,9 @@ _SAID_ANYWHERE = (
     "switch_staff",
     "switch_hours",
     "switch_cancel",
+    # Asked again, then handed to staff.
+    "nothing nothing nothing",
+    "empty empty empty",
 )
 _SAID_MID_TASK = (
     "no_wednesday",
@@ -484,7 +498,7 @@ _WRITE_NAMES: dict[type, tuple[str, ...]] = {
     RescheduleAppointment: ("rescheduled", "rescheduled_taken", "rescheduled_failed"),
     CancelAppointment: ("cancelled", "cancel_refused", "cancel_failed"),
 }
-_FEW = ("emergency", "urgent", "hangup", "nothing", "mumble", "dtmf0", "switch_staff", "yes", "no")
+_FEW = ("emergency", "urgent", "hangup", "nothing", "dtmf0", "switch_staff")
 
 
 def _disruptions(d: Dialog, out: list[Command] | None, every: bool) -> tuple[str, ...]:
@@ -503,14 +517,22 @@ def _disruptions(d: Dialog, out: list[Command] | None, every: bool) -> tuple[str
 
 def _plans() -> Iterator[tuple[str, str, str, str, bool]]:
     """(settings, start, answers, results, every disruption?) for each cooperative walk."""
+    # Every disruption on the full practice, open, with each caller meeting two directory and
+    # schedule behaviours; the few that differ by practice or hours on the rest.
     for settings in SETTINGS:
         for start in ("start", "start_closed"):
             for answers in _ANSWERS:
                 for results in _RESULTS:
-                    every = settings == "full" and start == "start"
-                    few = (answers, results) in (("plain", "ok"), ("other", "edge"))
-                    if every or few:
+                    pair = (answers, results)
+                    every = (settings, start) == ("full", "start") and pair in _EVERY
+                    few = pair in (("plain", "ok"), ("other", "edge"))
+                    if (settings, start) == ("full", "start") or (few and settings == "full"):
                         yield settings, start, answers, results, every
+                    elif few and start == "start":
+                        yield settings, start, answers, results, every
+
+
+_EVERY = (("plain", "ok"), ("plain", "down"), ("other", "edge"), ("other", "stranger"))
 
 
 _MORE = 5
@@ -549,10 +571,14 @@ def record() -> dict[str, Any]:
             for at, snapshot, at_caller, at_out in branches[:-1]:
                 for disruption in _disruptions(snapshot, at_out, every):
                     d, caller = _copy(snapshot), copy.deepcopy(at_caller)
-                    then = [disruption]
-                    got, _ = _step(d, disruption)
-                    out = got if got is not None else at_out
-                    while d.state is not State.ENDED and len(then) <= _MORE:
+                    then = disruption.split(" ")
+                    out = at_out
+                    for name in then:
+                        got, _ = _step(d, name)
+                        out = got if got is not None else out
+                    for _ in range(_MORE):
+                        if d.state is State.ENDED:
+                            break
                         name = caller.reply(d, out)
                         then.append(name)
                         got, _ = _step(d, name)
