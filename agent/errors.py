@@ -14,7 +14,9 @@
     ├── MediaError                  RTP/UDP media path (no free port, socket failure)
     ├── EngineError                 a model (VAD, STT, NLU, TTS) failed to load or run
     ├── StoreError                  the record store (PostgreSQL) failed
-    └── CallError                   a call cannot go on (used to hand it back to the dialplan)
+    ├── CallError                   a call cannot go on (used to hand it back to the dialplan)
+    └── IllegalTransition           a state machine (dialog, segmenter) got an event its table has
+                                    no row for; its state is left as it was
 
 Wire-format parsers (RTP, AGI lines) raise plain ``ValueError`` with a specific message; the edge that
 receives the bytes logs and drops them. These classes are for failures of our own parts.
@@ -115,3 +117,19 @@ class StoreError(MedAgentError):
 
 class CallError(MedAgentError):
     code = "call_error"
+
+
+class IllegalTransition(MedAgentError):
+    """A state machine was handed an event its table has no row for in the current state, or a
+    handler tried a move its row does not name. The machine's state is left as it was.
+
+    Raised by the pure core (``agent.core.dialog.machine``, ``agent.core.segmenter``), where it
+    means a bug or an event that cannot happen now (a transfer result while nobody is being
+    transferred); the call session treats it like any other failure of the call's own task."""
+
+    code = "illegal_transition"
+
+    def __init__(self, state: str, on: str) -> None:
+        self.state = state
+        self.on = on
+        super().__init__(f"no transition from {state} on {on}")
