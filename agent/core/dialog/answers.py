@@ -1,0 +1,445 @@
+"""What the caller's answers fill in: a task's slots from a question's answer, values volunteered
+along the way, corrections to a read-back, and the yes or no to it.
+
+``answer`` handles the turn in ``ASK``, ``confirmation`` the turn in ``CONFIRM``. Red flags and a
+change of topic have been taken care of before either runs (``machine.Dialog.handle``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from agent.core.dialog import escalation, prompts, slots
+from agent.core.dialog.commands import Command, Heard, Say, Slot, SlotPreferences
+from agent.core.dialog.context import Context, State, Task
+from agent.core.dialog.phrases import (
+    ANY_WORDS,
+    DONT_KNOW,
+    NONE_OF_THOSE,
+    RAN_OUT,
+    said_any,
+    yes_no,
+)
+from agent.core.dialog.workflows import advance, ask, commit, declined
+from agent.core.understanding import Entity, RedFlag, Understanding
+
+
+def begin(d: Context, kind: str, u: Understanding) -> list[Command]:
+    """Start a workflow; what the request already said ("a refill of lisinopril") is kept."""
+    d.task = Task(kind, u.text)
+    harvest(d, u)
+    return advance(d)
+
+
+# -- the turn in ASK ----------------------------------------------------------------------------
+
+
+def answer(d: Context, ev: Heard) -> list[Command]:
+    """The caller answered the question for ``task.asking``."""
+    u = ev.understanding
+    t = d.task
+    if t is not None and t.asking == "correction":
+        # "What should I change?" is asked in ASK too; its answer is a correction, not a slot.
+        if correct(d, u):
+            d.reprompts = 0
+            return advance(d)
+        return reask(d, "correction")
+    assert t is not None
+    harvest(d, u)
+    if fill(d, t.asking, u):
+        d.reprompts = 0
+        if t.asking == "screen" and t.slots["screen"] is True:
+            # Yes to the emergency screening question: the emergency path, at once.
+            flag = RedFlag(
+                "screening_yes", "emergency", "Yes to the emergency screening question", u.text
+            )
+            return escalation.emergency(
+                d, replace(u, red_flags=[flag, *u.red_flags], urgency="emergency")
+            )
+        return advance(d)
+    if t.asking == "slot":
+        if slots.has_preference(u):
+            # "Do you have anything Friday?": search again with the new wish.
+            t.slots["preferences"] = declined(
+                slots.preferences_from(u, t.slots["preferences"]), t.offered
+            )
+            t.offered = ()
+            d.reprompts = 0
+            return advance(d)
+        if yes_no(u) is False or said_any(u.text, NONE_OF_THOSE):
+            t.slots.pop("preferences", None)
+            t.slots["declined"] = (*t.slots.get("declined", ()), *(x.id for x in t.offered))
+            t.offered = ()
+            d.reprompts = 0
+            return ask(d, "preferences", "ask_when")
+    return reask(d, t.asking)
+
+
+def reask(d: Context, slot: str) -> list[Command]:
+    if d.reprompts >= d.settings.max_reprompts:
+        return d.give_up("not_understood")
+    d.reprompts += 1
+    again = _ASK_AGAIN.get(slot)
+    if again is None:
+        return [
+            Say(prompts.STATIC["didnt_catch"], "didnt_catch"),
+            *d.question,
+            d.listen_for(slot),
+        ]
+    return [Say(prompts.STATIC[again], again), d.listen_for(slot)]
+
+
+_ASK_AGAIN = {
+    "name": "ask_name_again",
+    "dob": "ask_dob_again",
+    "preferences": "ask_when_again",
+    "slot": "which_slot",
+    "appointment": "which_appointment",
+    "medication": "ask_medication_again",
+    "phone": "ask_phone_again",
+}
+"""A question's own second wording; the others are repeated after "sorry, I didn't catch that"."""
+
+
+def new_request(d: Context, u: Understanding) -> bool:
+    """Mid-task, a new request ("actually, can I talk to someone?") rather than an answer. A "no"
+    to a read-back is its answer, whatever else it says."""
+    if d.state is State.CONFIRM and yes_no(u) is False:
+        return False
+    return switches_topic(d, u)
+
+
+def switches_topic(d: Context, u: Understanding) -> bool:
+    """A new request, not an answer that merely sounds like one to the intent model."""
+    t = d.task
+    if t is None or u.confidence < d.settings.switch_confidence:
+        return False
+    if u.intent == "speak_to_staff":
+        return True
+    if u.intent in (t.kind, "message") or len(u.text.split()) < 4:
+        return False
+    useful = {"date", "date_range", "time", "part_of_day", "dob", "phone", "person"}
+    useful |= {"medication", "dose", "pharmacy", "provider", "yes_no"}
+    return not any(e.label in useful for e in u.entities)
+
+
+# -- filling one slot from its answer -----------------------------------------------------------
+
+Fill = Callable[[Context, Task, Understanding, str], bool]
+"""Takes a slot's value from the answer (``text`` is it stripped); False when it is not there."""
+
+
+def fill(d: Context, slot: str, u: Understanding) -> bool:
+    """Take the answer for ``slot`` from the utterance; False when it is not there."""
+    t = d.task
+    assert t is not None
+    if slot in d.identity or slot in t.slots:
+        return True  # harvested from this same utterance
+    filler = _FILL.get(slot)
+    return filler is not None and filler(d, t, u, u.text.strip())
+
+
+def _name(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    names = slots.names_from(u)
+    if names:
+        d.identity["name"], d.other_names = names[0], names[1:]
+    return bool(names)
+
+
+def _dob(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    return "dob" in d.identity
+
+
+def _provider(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    if said_any(text, ANY_WORDS) or yes_no(u) is False:
+        t.slots["provider"] = ""
+        return True
+    return False
+
+
+def _preferences(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    s = t.slots
+    if slots.has_preference(u):
+        s["preferences"] = declined(slots.preferences_from(u), s.get("declined", ()))
+        return True
+    if said_any(text, ANY_WORDS) or "soon" in text.lower():
+        s["preferences"] = declined(SlotPreferences(), s.get("declined", ()))
+        return True
+    return False
+
+
+def _slot(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    chosen = slots.choose(u, t.offered)
+    if chosen is not None:
+        t.slots["slot"] = chosen
+    return chosen is not None
+
+
+def _appointment(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    picked = slots.choose(u, tuple(a.slot for a in t.appointments))
+    for a in t.appointments:
+        if picked is not None and a.slot == picked:
+            t.slots["appointment"] = a
+    return "appointment" in t.slots
+
+
+def _medication(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    med = medication_in(d, u)
+    if med:
+        t.slots["medication"] = med
+        t.slots["on_medication_list"] = med in d.medications if d.medications else None
+    return med is not None
+
+
+def _strength(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    t.slots["strength"] = "" if said_any(text, DONT_KNOW) or not text else text
+    return True
+
+
+def _told(slot: str) -> Fill:
+    def fill_told(d: Context, t: Task, u: Understanding, text: str) -> bool:
+        if not text:
+            return False
+        # Read back inside a sentence: the caller's own full stop would end it early.
+        t.slots[slot] = text.rstrip(".!?,; ")
+        return True
+
+    return fill_told
+
+
+def _supply(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    n = slots.number_from(text)
+    if n is None and RAN_OUT.search(text.lower()):
+        n = 0
+    t.slots["supply"] = text
+    t.slots["days_left"] = n
+    return True
+
+
+def _screen(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    said = yes_no(u)
+    if said is None:
+        return False
+    t.slots["screen"] = said
+    return True
+
+
+def _severity(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    n = slots.number_from(text)
+    if n is None or not 0 <= n <= 10:
+        return False
+    t.slots["severity"] = n
+    return True
+
+
+def _phone(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    phone = slots.phone_from(u, d.caller_number)
+    if phone:
+        t.slots["phone"] = phone
+    return phone is not None
+
+
+_FILL: dict[str, Fill] = {
+    "name": _name,
+    "dob": _dob,
+    "provider": _provider,
+    "preferences": _preferences,
+    "slot": _slot,
+    "appointment": _appointment,
+    "medication": _medication,
+    "strength": _strength,
+    "pharmacy": _told("pharmacy"),
+    "since": _told("since"),
+    "when": _told("when"),
+    "complaint": _told("complaint"),
+    "supply": _supply,
+    "screen": _screen,
+    "severity": _severity,
+    "phone": _phone,
+}
+"""How each slot's value is read from the answer to its question."""
+
+
+def harvest(d: Context, u: Understanding) -> None:
+    """Keep every value the caller volunteered, whatever was asked ("Jane Doe, March 4th 1962";
+    "a refill of lisinopril 10 mg at the CVS on Main")."""
+    t = d.task
+    if t is None:
+        return
+    s = t.slots
+    dob = slots.dob_from(u)
+    if dob and "dob" not in d.identity and not d.verified:
+        d.identity["dob"] = dob
+    person = u.entity("person")
+    if person is not None and "name" not in d.identity and isinstance(person.value, str):
+        d.identity["name"] = person.value
+        d.other_names = tuple(
+            n for n in slots.names_from(u) if n.casefold() != person.value.casefold()
+        )
+    if t.kind in ("schedule", "new_patient", "reschedule"):
+        provider = provider_in(d, u)
+        if provider is not None and t.kind == "schedule":
+            s["provider"] = provider
+        if t.kind != "new_patient" and slots.has_preference(u) and t.asking != "slot":
+            if t.kind == "schedule" or "appointment" in s:
+                prefs = slots.preferences_from(u)
+                s["preferences"] = declined(prefs, s.get("declined", ()))
+        s.setdefault("appointment_type", appointment_type(d, s.get("provider", "")))
+    if t.kind == "refill":
+        med = medication_in(d, u)
+        if med and "medication" not in s:
+            s["medication"] = med
+            s["on_medication_list"] = med in d.medications if d.medications else None
+        dose = u.entity("dose")
+        if dose is not None and "strength" not in s:
+            s["strength"] = spoken_dose(dose)
+        pharmacy = u.entity("pharmacy")
+        if pharmacy is not None and "pharmacy" not in s:
+            s["pharmacy"] = spoken_pharmacy(pharmacy)
+    if t.kind == "symptoms" and "complaint" not in s and len(t.text.split()) >= 4:
+        s["complaint"] = t.text
+    phone = u.entity("phone")
+    if phone is not None and isinstance(phone.value, str) and "phone" not in s:
+        s["phone"] = phone.value
+
+
+# -- the turn in CONFIRM ------------------------------------------------------------------------
+
+
+def confirmation(d: Context, ev: Heard) -> list[Command]:
+    """Yes, no, or a correction to the read-back."""
+    u = ev.understanding
+    said = yes_no(u)
+    if correct(d, u):
+        d.reprompts = 0
+        return advance(d)
+    if said is True:
+        d.reprompts = 0
+        return commit(d)
+    if said is False:
+        d.reprompts = 0
+        return _declined_read_back(d)
+    return d.reprompt_confirm()
+
+
+def _declined_read_back(d: Context) -> list[Command]:
+    """A bare "no" to the read-back: what it means depends on what was read back."""
+    t = d.task
+    assert t is not None
+    if t.kind == "cancel":
+        # "Shall I cancel it?" "No.": nothing is changed, and nothing is written.
+        d.requests.append({"intent": "cancel", "completed": False, "why": "kept"})
+        d.task = None
+        return [Say(prompts.STATIC["kept"], "kept"), *d.anything_else()]
+    if t.kind in ("schedule", "reschedule") and "slot" in t.slots:
+        # Not that time: ask again for a day and time, never offering the declined one.
+        no: Slot = t.slots.pop("slot")
+        t.slots["declined"] = (*t.slots.get("declined", ()), no.id)
+        t.slots.pop("preferences", None)
+        t.offered = ()
+        return ask(d, "preferences", "ask_when")
+    return ask(d, "correction", "ask_correction")
+
+
+def correct(d: Context, u: Understanding) -> bool:
+    """Apply "no, Wednesday" / "no, 20 milligrams" / "no, Doctor Nguyen" to the read-back; True
+    when something changed (and the task goes back to finding or re-confirming)."""
+    t = d.task
+    assert t is not None
+    s = t.slots
+    changed = False
+    if t.kind in ("schedule", "reschedule") and "slot" in s:
+        provider = provider_in(d, u) if t.kind == "schedule" else None
+        if provider is not None and provider != s.get("provider"):
+            s["provider"] = provider
+            changed = True
+        if slots.has_preference(u):
+            old: Slot = s["slot"]
+            prefs = slots.preferences_from(u, s.get("preferences"))
+            if not any(e.label in ("time", "part_of_day") for e in u.entities):
+                # "No, Wednesday": the same time on the other day, if it is free.
+                keep = old.starts_at.strftime("%H:%M")
+                prefs = replace(prefs, near=keep)
+                s["want_time"] = keep
+            s["preferences"] = declined(prefs, (old.id,))
+            changed = True
+        if changed:
+            s.pop("slot")
+            t.offered = ()
+    elif t.kind == "refill":
+        med = medication_in(d, u)
+        if med and med != s.get("medication"):
+            s["medication"] = med
+            changed = True
+        dose = u.entity("dose")
+        if dose is not None:
+            s["strength"] = spoken_dose(dose)
+            changed = True
+        pharmacy = u.entity("pharmacy")
+        if pharmacy is not None:
+            s["pharmacy"] = spoken_pharmacy(pharmacy)
+            changed = True
+        n = slots.number_from(u.text)
+        if not changed and n is not None and "day" in u.text.lower():
+            s["supply"], s["days_left"] = u.text, n
+            changed = True
+    elif t.kind in ("test_results", "symptoms", "new_patient"):
+        phone = u.entity("phone")
+        if phone is not None and isinstance(phone.value, str) and phone.value != s.get("phone"):
+            s["phone"] = phone.value
+            changed = True
+        n = slots.number_from(u.text)
+        if t.kind == "symptoms" and n is not None and 0 <= n <= 10 and phone is None:
+            s["severity"] = n
+            changed = True
+    return changed
+
+
+# -- values as the practice knows them ----------------------------------------------------------
+
+
+def provider_in(d: Context, u: Understanding) -> str | None:
+    e = u.entity("provider")
+    known = {p.id for p in d.settings.providers}
+    if e is not None and isinstance(e.value, str) and (not known or e.value in known):
+        return e.value
+    ws = set(slots.words(u.text))
+    for p in d.settings.providers:
+        surname = slots.words(p.name)[-1:]
+        if surname and surname[0] in ws:
+            return p.id
+    return None
+
+
+def appointment_type(d: Context, provider_id: str) -> str:
+    types = next((p.appointment_types for p in d.settings.providers if p.id == provider_id), ())
+    if not types and d.settings.providers:
+        types = d.settings.providers[0].appointment_types
+    return "follow-up" if "follow-up" in types or not types else types[0]
+
+
+def medication_in(d: Context, u: Understanding) -> str | None:
+    e = u.entity("medication")
+    if e is not None and isinstance(e.value, str) and e.value:
+        return e.value.lower()
+    ws = set(slots.words(u.text))
+    return next((m for m in d.medications if m.lower() in ws), None)
+
+
+def spoken_dose(e: Entity) -> str:
+    if isinstance(e.value, dict) and "amount" in e.value:
+        amount = e.value["amount"]
+        number = int(amount) if float(amount).is_integer() else amount
+        unit = {"mg": "milligrams", "mcg": "micrograms", "ml": "milliliters", "g": "grams"}.get(
+            str(e.value.get("unit", "")), str(e.value.get("unit", ""))
+        )
+        return f"{number} {unit}".strip()
+    return e.text
+
+
+def spoken_pharmacy(e: Entity) -> str:
+    if isinstance(e.value, dict) and e.value.get("chain"):
+        location = e.value.get("location")
+        return f"{e.value['chain']} on {location}" if location else str(e.value["chain"])
+    return e.text

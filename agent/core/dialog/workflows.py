@@ -1,0 +1,337 @@
+"""The workflows, as one table: for each kind of request, what is asked or looked up in which order,
+what is read back, and what is written when the caller says yes.
+
+A workflow is slot filling over a ``Task``. ``advance`` walks the workflow's steps in order and
+the first one still missing acts: it asks for a slot (state ``ASK``), or asks the call session to
+look something up (the ``*ING`` states wait for the answer). When nothing is missing, the task is
+read back (``CONFIRM``); a yes ``commit``s it. Tasks that read or write the patient's own record
+first walk ``IDENTITY``: nothing patient-specific happens before the caller's name and date of birth
+matched the directory (the caller ID number is passed along as a hint only).
+
+Safety rules kept here: anything written is read back and confirmed first; a controlled substance
+is never promised (the refill becomes a message for the clinician); test results are never read
+out (the results workflow only takes a call-back number).
+
+How the caller's answers fill the slots is in ``answers``; the directory's and the schedule's
+answers are in ``results``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from agent.core.dialog import prompts, slots
+from agent.core.dialog.commands import (
+    Appointment,
+    BookSlot,
+    CancelAppointment,
+    Command,
+    FindSlots,
+    ListAppointments,
+    LookupPatient,
+    RescheduleAppointment,
+    SaveRecord,
+    Say,
+    Slot,
+    SlotPreferences,
+)
+from agent.core.dialog.context import Context, State, Task
+from agent.core.dialog.phrases import self_care
+
+Step = Callable[[Context, Task], list[Command] | None]
+"""One step of a workflow: the commands that take it, or ``None`` when it is already done."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask for ``slot`` with the static prompt ``key`` unless it is already known."""
+
+    slot: str
+    key: str
+    retry_key: str = ""
+    """Asked instead once a directory lookup has failed (``Context.id_attempts``)."""
+    identity: bool = False
+    """Kept in ``Context.identity`` (for the whole call), not in the task's slots."""
+    preface: str = ""
+    """A static prompt said before the question."""
+
+    def __call__(self, d: Context, t: Task) -> list[Command] | None:
+        if self.slot in (d.identity if self.identity else t.slots):
+            return None
+        out = ask(d, self.slot, self.retry_key if self.retry_key and d.id_attempts else self.key)
+        return [Say(prompts.STATIC[self.preface], self.preface), *out] if self.preface else out
+
+
+def _look_up_patient(d: Context, t: Task) -> list[Command]:
+    d.move(State.LOOKING_UP)
+    return [
+        LookupPatient(
+            d.identity["name"], d.identity["dob"], d.caller_number, other_names=d.other_names
+        )
+    ]
+
+
+def _pick_appointment(d: Context, t: Task) -> list[Command] | None:
+    """Which of the caller's own appointments: listed first, then offered by date."""
+    if "appointment" in t.slots:
+        return None
+    if not t.appointments:
+        d.move(State.LISTING)
+        return [ListAppointments(d.patient_id)]
+    return ask(d, "appointment", None)
+
+
+def _pick_slot(d: Context, t: Task) -> list[Command] | None:
+    return None if "slot" in t.slots else find_slots(d)
+
+
+def _not_controlled(d: Context, t: Task) -> list[Command] | None:
+    return controlled(d) if t.slots["medication"] in d.settings.controlled_substances else None
+
+
+IDENTITY: tuple[Step, ...] = (
+    Ask("name", "ask_name", retry_key="id_retry", identity=True),
+    Ask("dob", "ask_dob", identity=True),
+    _look_up_patient,
+)
+"""Walked before a workflow that ``needs_identity`` while the caller is not yet verified."""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    needs_identity: bool
+    """It reads or writes the patient's own record."""
+    steps: tuple[Step, ...]
+    read_back: Callable[[Context, dict[str, Any]], str]
+    """What is read back for the caller to confirm, from the filled slots."""
+    write: Callable[[Context, Task], list[Command]]
+    """After a yes to the read-back."""
+
+
+# -- what each workflow writes ------------------------------------------------------------------
+
+
+def _book(d: Context, t: Task) -> list[Command]:
+    d.move(State.WRITING)
+    return [BookSlot(t.slots["slot"], d.patient_id, t.slots["appointment_type"])]
+
+
+def _move_appointment(d: Context, t: Task) -> list[Command]:
+    d.move(State.WRITING)
+    return [RescheduleAppointment(t.slots["appointment"].id, d.patient_id, t.slots["slot"])]
+
+
+def _cancel(d: Context, t: Task) -> list[Command]:
+    d.move(State.WRITING)
+    return [CancelAppointment(t.slots["appointment"].id, d.patient_id)]
+
+
+def _refill_request(d: Context, t: Task) -> list[Command]:
+    data = {**t.record(), **d.who()}
+    return finish(d, SaveRecord("refill", data), [Say(prompts.STATIC["refill_saved"])])
+
+
+def _new_patient_request(d: Context, t: Task) -> list[Command]:
+    data = {**t.record(), **d.who()}
+    data["request"] = "new_patient_appointment"
+    return finish(
+        d,
+        SaveRecord("appointment", data),
+        [Say(prompts.STATIC["new_patient_saved"], "new_patient_saved")],
+    )
+
+
+def _callback_request(d: Context, t: Task) -> list[Command]:
+    data = {**t.record(), **d.who()}
+    return finish(
+        d, SaveRecord("message", data), [Say(prompts.STATIC["results_saved"], "results_saved")]
+    )
+
+
+def _nurse_message(d: Context, t: Task) -> list[Command]:
+    # The nurse line; a high self-rated severity is flagged for a quicker call.
+    s = t.slots
+    data = {**t.record(), **d.who()}
+    urgent = isinstance(s.get("severity"), int) and s["severity"] >= 8
+    data["queue"] = "nurse_line"
+    says: list[Command] = [Say(prompts.STATIC["nurse_saved"], "nurse_saved")]
+    advice = self_care(str(s.get("complaint", "")), d.settings.self_care)
+    if advice:
+        says.append(Say(prompts.self_care(advice)))
+    return finish(d, SaveRecord("message", data, urgent=urgent), says)
+
+
+def _appointment(s: dict[str, Any]) -> Appointment:
+    appt: Appointment = s["appointment"]
+    return appt
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+WORKFLOWS: dict[str, Workflow] = {
+    "schedule": Workflow(
+        needs_identity=True,
+        steps=(Ask("provider", "ask_provider"), Ask("preferences", "ask_when"), _pick_slot),
+        read_back=lambda d, s: prompts.confirm_booking(
+            slots.spoken_slot(s["slot"]), s["appointment_type"]
+        ),
+        write=_book,
+    ),
+    "new_patient": Workflow(
+        needs_identity=False,
+        steps=(
+            Ask("name", "ask_name", identity=True),
+            Ask("dob", "ask_dob", identity=True),
+            Ask("phone", "ask_phone"),
+            Ask("when", "ask_new_patient_when"),
+        ),
+        read_back=lambda d, s: prompts.confirm_new_patient(
+            d.identity["name"], slots.spoken_digits(s["phone"]), s["when"]
+        ),
+        write=_new_patient_request,
+    ),
+    "reschedule": Workflow(
+        needs_identity=True,
+        steps=(_pick_appointment, Ask("preferences", "ask_when"), _pick_slot),
+        read_back=lambda d, s: prompts.confirm_reschedule(
+            slots.spoken_slot(_appointment(s).slot), slots.spoken_slot(s["slot"])
+        ),
+        write=_move_appointment,
+    ),
+    "cancel": Workflow(
+        needs_identity=True,
+        steps=(_pick_appointment,),
+        read_back=lambda d, s: prompts.confirm_cancel(
+            slots.spoken_slot(_appointment(s).slot), d.settings.cancellation_policy
+        ),
+        write=_cancel,
+    ),
+    "refill": Workflow(
+        needs_identity=True,
+        steps=(
+            Ask("medication", "ask_medication"),
+            _not_controlled,
+            Ask("strength", "ask_strength"),
+            Ask("pharmacy", "ask_pharmacy"),
+            Ask("supply", "ask_supply"),
+        ),
+        read_back=lambda d, s: prompts.confirm_refill(
+            s["medication"], s["strength"], s["pharmacy"], supply_sentence(s)
+        ),
+        write=_refill_request,
+    ),
+    "test_results": Workflow(
+        needs_identity=True,
+        steps=(Ask("phone", "ask_phone", preface="results_policy"),),
+        read_back=lambda d, s: prompts.confirm_callback(slots.spoken_digits(s["phone"])),
+        write=_callback_request,
+    ),
+    # A structured message for the nurse line, after one screening question for emergency signs
+    # (a red flag the recogniser misheard must not end up in a queue: ``answers.answer``).
+    "symptoms": Workflow(
+        needs_identity=False,
+        steps=(
+            Ask("complaint", "ask_complaint"),
+            Ask("screen", "ask_screen"),
+            Ask("since", "ask_since"),
+            Ask("severity", "ask_severity"),
+            Ask("phone", "ask_phone"),
+        ),
+        read_back=lambda d, s: prompts.confirm_nurse(
+            s["complaint"], s["since"], str(s["severity"]), slots.spoken_digits(s["phone"])
+        ),
+        write=_nurse_message,
+    ),
+}
+
+TASK_INTENTS = frozenset(WORKFLOWS) - {"new_patient"}
+"""Intents that start a workflow (a new patient is a booking that says so: ``answers.begin``)."""
+
+# -- walking a workflow -------------------------------------------------------------------------
+
+
+def advance(d: Context) -> list[Command]:
+    """The next step of the current task: ask for what is missing, look it up, or read back."""
+    t = d.task
+    assert t is not None
+    flow = WORKFLOWS[t.kind]
+    steps = (*IDENTITY, *flow.steps) if flow.needs_identity and not d.verified else flow.steps
+    for step in steps:
+        out = step(d, t)
+        if out is not None:
+            return out
+    return confirm(d, flow.read_back(d, t.slots))
+
+
+def ask(d: Context, slot: str, key: str | None) -> list[Command]:
+    assert d.task is not None
+    d.task.asking = slot
+    d.move(State.ASK)
+    if slot == "appointment":
+        text = prompts.appointments_listed([slots.spoken_slot(a.slot) for a in d.task.appointments])
+        d.question = [Say(text)]
+    elif slot == "slot":
+        d.question = [Say(prompts.offer([slots.spoken_slot(x) for x in d.task.offered]))]
+    else:
+        assert key is not None
+        d.question = [Say(prompts.STATIC[key], key)]
+    return [*d.question, d.listen_for(slot)]
+
+
+def confirm(d: Context, text: str) -> list[Command]:
+    d.move(State.CONFIRM)
+    d.question = [Say(text)]
+    return [*d.question, d.listen("yes_no")]
+
+
+def find_slots(d: Context) -> list[Command]:
+    t = d.task
+    assert t is not None
+    s = t.slots
+    provider = s.get("provider", "")
+    appointment_type = s.get("appointment_type", "")
+    if t.kind == "reschedule":
+        appt: Appointment = s["appointment"]
+        provider, appointment_type = appt.slot.provider_id, appt.appointment_type
+        s["appointment_type"] = appointment_type
+    d.move(State.FINDING_SLOTS)
+    return [FindSlots(provider, appointment_type, s["preferences"])]
+
+
+def commit(d: Context) -> list[Command]:
+    """The caller said yes to the read-back: write it."""
+    t = d.task
+    assert t is not None
+    return WORKFLOWS[t.kind].write(d, t)
+
+
+def finish(d: Context, record: SaveRecord, says: list[Command]) -> list[Command]:
+    assert d.task is not None
+    d.requests.append({"intent": d.task.kind, "recorded": True})
+    d.task = None
+    d.reprompts = 0
+    return [record, *says, *d.anything_else()]
+
+
+def controlled(d: Context) -> list[Command]:
+    """Never promise a controlled substance: a message for the clinician to review directly."""
+    assert d.task is not None
+    data = {**d.task.record(), **d.who(), "controlled_substance": True}
+    return finish(d, SaveRecord("message", data), [Say(prompts.STATIC["controlled"], "controlled")])
+
+
+def declined(prefs: SlotPreferences, ids: Any) -> SlotPreferences:
+    """``prefs`` that never offer the slots in ``ids`` again (slots or their ids)."""
+    more = tuple(x.id if isinstance(x, Slot) else str(x) for x in ids)
+    return replace(prefs, exclude=tuple(dict.fromkeys((*prefs.exclude, *more))))
+
+
+def supply_sentence(s: dict[str, Any]) -> str:
+    days = s.get("days_left")
+    if days is None:
+        return ""
+    if days == 0:
+        return "You have run out."
+    return f"You have about {days} day{'s' if days != 1 else ''} left."
