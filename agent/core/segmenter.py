@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agent.config import VadConfig
+from agent.errors import IllegalTransition
 
 AudioFormat = Literal["pcm16", "ulaw"]
 EndReason = Literal["end", "max", "flush"]
@@ -125,10 +126,6 @@ class BargeIn:
 
 
 SegmenterEvent = UtteranceStarted | SilenceBegan | SpeechResumed | UtteranceEnded | BargeIn
-
-
-class IllegalTransition(RuntimeError):
-    """A bug: the segmenter was asked to move along an edge its table does not have."""
 
 
 @dataclass
@@ -322,7 +319,8 @@ class Segmenter:
         try:
             self.state = _TRANSITIONS[(self.state, cause)]
         except KeyError:
-            raise IllegalTransition(f"no transition from {self.state.value} on {cause}") from None
+            # A bug: the segmenter was asked to move along an edge its table does not have.
+            raise IllegalTransition(self.state.value, cause) from None
 
     def _bytes_for(self, ms: int) -> int:
         return ms * _BYTES_PER_MS[self.audio_format]
