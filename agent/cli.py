@@ -1,8 +1,9 @@
-"""The ``medagent`` command: parse arguments, load config, hand over.
+"""The ``medagent`` command: parse arguments, hand over to the subcommand's module.
 
-Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int`` (an exit code). Modules are imported only when their command runs, so
-``medagent --help`` is instant and a heavy model is loaded only by the command that needs it.
+Each subcommand lives in its own module of ``agent/commands/``, which provides
+``add_arguments(parser)`` and ``run(args) -> int`` (an exit code). Modules are imported only when
+their command runs, so ``medagent --help`` is instant and a heavy model is loaded only by the
+command that needs it.
 """
 
 from __future__ import annotations
@@ -16,31 +17,28 @@ from agent.errors import ConfigError, MedAgentError
 
 # name → (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": (
-        "agent.runtime.service",
-        "run the agent in the foreground (ARI controller, FastAGI, AMI)",
-    ),
-    "simulate": ("agent.pbxsim.simulate", "run scripted calls through the Asterisk stand-in"),
-    "pbxsim": ("agent.pbxsim.serve", "run the Asterisk stand-in on its own (ARI on loopback)"),
+    "run": ("agent.commands.run", "run the agent in the foreground (ARI controller, FastAGI, AMI)"),
+    "simulate": ("agent.commands.simulate", "run scripted calls through the Asterisk stand-in"),
+    "pbxsim": ("agent.commands.pbxsim", "run the Asterisk stand-in on its own (ARI on loopback)"),
     "understand": (
-        "agent.engines.nlu.understand",
+        "agent.commands.understand",
         "understand text or audio; one JSON object per input",
     ),
-    "eval": ("agent.engines.nlu.evaluate", "evaluate intents, urgency and WER on labelled sets"),
-    "nlu": ("agent.engines.nlu.train", "train the intent model from the project's data"),
+    "eval": ("agent.commands.eval", "evaluate intents, urgency and WER on labelled sets"),
+    "nlu": ("agent.commands.nlu", "train the intent model from the project's data"),
     "reload": (
-        "agent.runtime.reloadcmd",
+        "agent.commands.reload",
         "make the running agent re-read its configuration (calls go on)",
     ),
-    "config": ("agent.configcmd", "validate a configuration file or print the example"),
+    "config": ("agent.commands.config", "validate a configuration file or print the example"),
     "check": (
-        "agent.runtime.check",
+        "agent.commands.check",
         "check the installation: config, ARI, AMI, dialplan, RTP ports, database, models; "
         "prints each problem with its fix",
     ),
-    "audit": ("agent.adapters.store.auditcmd", "verify the audit log's hash chain"),
+    "audit": ("agent.commands.audit", "verify the audit log's hash chain"),
     "rekey": (
-        "agent.adapters.store.rekeycmd",
+        "agent.commands.rekey",
         "rotate the patient-data key: add-key appends a new key (or creates the key file), "
         "reseal re-seals stored data under the newest key",
     ),

@@ -299,8 +299,8 @@ async def run_calls(
 
 
 def run(quick: bool) -> dict[str, Any]:
+    from agent.commands._config import resolve_config_path
     from agent.config import load_config
-    from agent.configcmd import resolve_config_path
 
     base = load_config(resolve_config_path(None))
     # The agent's own logging set-up (redaction on), quiet: the JSON report is the output.

@@ -58,7 +58,6 @@ class Ears:
     @classmethod
     def from_config(cls, cfg: Config, understander: Any) -> Ears:
         """Loads both recognisers (``EngineError`` when one cannot be loaded)."""
-        from agent.engines.nlu.understand import stt_prompt
         from agent.engines.stt import build_second_transcriber, build_transcriber
 
         return cls(
@@ -99,3 +98,10 @@ class Ears:
                 ),
             )
         return Hearing(u, first, second)
+
+
+def stt_prompt(cfg: Config) -> str:
+    """Whisper's initial prompt for this practice (the same one calls use)."""
+    from agent.engines.stt import stt_prompt as build
+
+    return build(cfg.practice.name, [p.name for p in cfg.practice.providers], cfg.stt.vocabulary)

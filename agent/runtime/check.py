@@ -1,6 +1,7 @@
-"""``medagent check``: the administrator's first command after installing next to Asterisk.
+"""The checks of ``medagent check``, the administrator's first command after installing next to
+Asterisk (``agent.commands.check`` prints them).
 
-It checks, in order: the configuration file; ARI (reachable, credentials, Asterisk version, whether
+They check, in order: the configuration file; ARI (reachable, credentials, Asterisk version, whether
 the agent's Stasis app is registered, that every transfer endpoint exists); AMI when enabled (login
 and the rights the agent uses); our dialplan files (the contexts the agent and the dialplan jump to,
 the fallback target, the Stasis app name); the RTP port range (free ports, bind address);
@@ -17,7 +18,6 @@ one's inputs (ARI is down: no endpoint lookups) say so instead of piling up foll
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -25,7 +25,6 @@ import errno
 import importlib.util
 import os
 import socket
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +33,12 @@ from typing import TextIO
 from agent.adapters import asterisk_conf
 from agent.adapters.ami import AmiClient, AmiError, AmiLoginError, AmiPermissionDenied
 from agent.adapters.ari.client import AriClient
-from agent.config import Config, SttConfig, load_config
-from agent.configcmd import resolve_config_path
+from agent.config import Config, SttConfig
 from agent.errors import (
     AriConnectionError,
     AriError,
     AriNotFound,
     AriUnauthorized,
-    ConfigError,
     EngineError,
 )
 
@@ -664,7 +661,7 @@ def _check_whisper_model(s: SttConfig, key: str, model: str, report: Report) -> 
 
 
 # --------------------------------------------------------------------------------------------------
-# The command
+# All of them
 
 
 async def run_checks(
@@ -686,36 +683,3 @@ async def run_checks(
     check_database_files(cfg, report)
     check_models(cfg, report)
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dialplan",
-        action="append",
-        type=Path,
-        metavar="FILE",
-        help="our dialplan files as installed (default: dialplans/medagent-settings.conf and "
-        "dialplans/medagent.conf of this project); repeat for each",
-    )
-    parser.add_argument(
-        "--media-test",
-        action="store_true",
-        help="also have Asterisk send RTP to us through an externalMedia channel (needs ARI)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    path = resolve_config_path(args.config)
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        print(f"PROBLEM  config: {exc}", file=sys.stdout)
-        print(
-            "         fix: correct that key in the file (`medagent config example` prints every "
-            "key with its meaning)",
-            file=sys.stdout,
-        )
-        return 2
-    report = asyncio.run(run_checks(cfg, dialplans=args.dialplan, media_test=args.media_test))
-    report.print(sys.stdout)
-    return 1 if report.problems else 0

@@ -1,10 +1,11 @@
-"""``medagent run``: the agent in the foreground (systemd runs this).
+"""The agent's lifecycle: ``serve()`` is what ``medagent run`` runs in the foreground (systemd runs
+that) once it has the configuration (which fails fast with file/key/expected) and logging.
 
-Start-up order: configuration (fails fast with file/key/expected), logging, callers a previous
-process left in Stasis handed to the fallback (before anything heavy: they are in dead air), models
-(loaded once, in worker threads), the supervisor's subscription, then the ARI client (so the first ``Connected`` is
-seen), FastAGI when enabled. A wrong ARI password stops the agent at once with a message naming the
-user and URL; an unreachable Asterisk is retried with backoff while the agent waits.
+Start-up order: callers a previous process left in Stasis handed to the fallback (before anything
+heavy: they are in dead air), models (loaded once, in worker threads), the supervisor's
+subscription, then the ARI client (so the first ``Connected`` is seen), FastAGI when enabled. A
+wrong ARI password stops the agent at once with a message naming the user and URL; an unreachable
+Asterisk is retried with backoff while the agent waits.
 
 Shutdown (SIGTERM/SIGINT): calls in progress are handed back to the dialplan fallback (front desk)
 rather than dropped, then every task is cancelled and awaited.
@@ -12,53 +13,20 @@ rather than dropped, then every task is cancelled and awaited.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.config import Config, load_config
-from agent.configcmd import config_for_command
-from agent.errors import AriUnauthorized, ConfigError, MedAgentError
-from agent.log import configure_logging, get_logger
+from agent.errors import ConfigError
+from agent.log import get_logger
 
 log = get_logger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--stop-after",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop by itself after this long (tests, smoke checks)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = config_for_command(args)
-    if cfg is None:
-        return 2
-    configure_logging(cfg.logging)
-    try:
-        asyncio.run(serve(cfg, stop_after_s=args.stop_after))
-    except AriUnauthorized as exc:
-        print(
-            f"medagent: Asterisk refused our ARI credentials ({exc}). Set ari.username/ari.password to "
-            f"the user in ari.conf, then restart.",
-            file=sys.stderr,
-        )
-        return 2
-    except MedAgentError as exc:
-        print(f"medagent: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 async def serve(

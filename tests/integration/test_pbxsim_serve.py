@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.pbxsim.serve import add_arguments, build_config, parse_phone
+from agent.commands.pbxsim import add_arguments, build_config, parse_phone
 from agent.pbxsim.testing import AriProbe
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -55,8 +55,8 @@ class Run:
 
 
 def _run_all(tmp: Path) -> Run:
+    from agent.commands._config import resolve_config_path
     from agent.config import load_config
-    from agent.configcmd import resolve_config_path
 
     async def go() -> Run:
         pg = cluster()

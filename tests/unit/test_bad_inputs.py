@@ -119,7 +119,7 @@ def _wav(
 
 
 def _load(tmp_path: Path, raw: bytes, *, telephone: bool = False) -> bytes:
-    from agent.engines.nlu.understand import load_pcm16_8k
+    from agent.engines.recording import load_pcm16_8k
 
     p = tmp_path / "rec.wav"
     p.write_bytes(raw)
@@ -155,7 +155,7 @@ def test_bad_headers_are_named(tmp_path: Path, raw: bytes, message: str) -> None
 
 
 def test_a_recording_longer_than_the_limit_is_refused(tmp_path: Path) -> None:
-    from agent.engines.nlu.understand import MAX_RECORDING_S
+    from agent.engines.recording import MAX_RECORDING_S
 
     raw = _wav(b"\xff" * int(8000 * (MAX_RECORDING_S + 1)), tag=7, bits=8)
     with pytest.raises(ValueError, match=f"longer than {MAX_RECORDING_S:g} s"):
@@ -200,12 +200,12 @@ def test_the_formats_read(tmp_path: Path, telephone: bool) -> None:
 def test_the_last_resort_turns_a_config_error_into_exit_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import agent.configcmd
+    import agent.commands.config
 
     def broken(args: object) -> int:
         raise ConfigError("expected a table", file="x.toml", key="ari")
 
-    monkeypatch.setattr(agent.configcmd, "run", broken)
+    monkeypatch.setattr(agent.commands.config, "run", broken)
     assert main(["config", "validate"]) == 2
     assert (
         capsys.readouterr().err

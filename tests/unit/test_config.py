@@ -347,7 +347,7 @@ def test_config_warnings_are_printed_when_a_command_starts(
 ) -> None:
     import argparse
 
-    from agent.configcmd import config_for_command
+    from agent.commands._config import config_for_command
 
     p = write(tmp_path, '[ari]\npassword = "s3cret"\n')
     p.chmod(0o644)

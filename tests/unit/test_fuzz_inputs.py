@@ -267,7 +267,7 @@ WAVS = _valid_wavs()
 def warm(scratch: Path) -> None:
     """Read a valid recording both ways once, so the timing below measures the reading and not
     the first import of the resampler and the line model."""
-    from agent.engines.nlu.understand import load_pcm16_8k
+    from agent.engines.recording import load_pcm16_8k
 
     path = scratch / "warm.wav"
     path.write_bytes(WAVS[0])
@@ -294,7 +294,7 @@ def test_a_damaged_recording_is_read_or_named_quickly(
     resize: int,
     telephone: bool,
 ) -> None:
-    from agent.engines.nlu.understand import load_pcm16_8k
+    from agent.engines.recording import load_pcm16_8k
 
     raw = bytearray(wav)
     for pos, byte in changes:

@@ -124,7 +124,7 @@ def _tone_wav(path: Path, rate: int, seconds: float) -> None:
 
 @pytest.mark.parametrize("telephone", [False, True])
 def test_audio_files_become_8khz_pcm16(tmp_path: Path, telephone: bool) -> None:
-    from agent.engines.nlu.understand import load_pcm16_8k
+    from agent.engines.recording import load_pcm16_8k
 
     wav = tmp_path / "tone.wav"
     _tone_wav(wav, 22050, 0.5)
@@ -133,7 +133,7 @@ def test_audio_files_become_8khz_pcm16(tmp_path: Path, telephone: bool) -> None:
 
 
 def test_raw_ulaw_recordings_are_read_as_phone_audio(tmp_path: Path) -> None:
-    from agent.engines.nlu.understand import load_pcm16_8k
+    from agent.engines.recording import load_pcm16_8k
 
     raw = tmp_path / "call.ulaw"
     raw.write_bytes(bytes([0xFF]) * 800)  # 100 ms of μ-law silence, as Asterisk records it

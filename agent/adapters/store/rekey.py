@@ -1,6 +1,6 @@
 """Key rotation: re-seal every stored value that an older key sealed with the newest key.
 
-Rotation is: append a new key line to the key file (``crypto.generate_key_line``), restart, run
+Rotation is: append a new key line to the key file (``add_key``), restart, run
 ``reseal``; once it reports nothing left under the old key, the old line may be retired (then run
 ``reseal`` once more: the blind index key is derived from the first line, so retiring that line
 changes every patient's index, which ``reseal`` recomputes). Rows are
@@ -10,13 +10,16 @@ large directory does not hold one long lock and an interrupted run simply contin
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from agent.adapters.store import audit
 from agent.adapters.store.audit import AuditKey
-from agent.adapters.store.crypto import Keyring
+from agent.adapters.store.crypto import Keyring, generate_key_line, load_keyring
 
 # table → (key column whose text is the row id in the associated data, sealed columns)
 SEALED: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -26,6 +29,28 @@ SEALED: dict[str, tuple[str, tuple[str, ...]]] = {
     "call_summaries": ("call_id", ("summary",)),
     "patients": ("id", ("name", "dob", "phone", "medications")),
 }
+
+
+def next_key_id(keys: Keyring) -> str:
+    """``k<n+1>`` after the highest ``k<n>`` in the file (ids are never reused)."""
+    numbers = [int(m.group(1)) for kid, _ in keys.keys if (m := re.fullmatch(r"k(\d+)", kid))]
+    return f"k{max(numbers, default=0) + 1}"
+
+
+def add_key(path: Path) -> str:
+    """Append a new key line to the key file, or create the file with its first key ``k1`` (mode
+    600); returns the new key's id."""
+    if not path.exists():
+        load_keyring(path, create=True)
+        return "k1"
+    kid = next_key_id(load_keyring(path, create=False))  # refuses a file others can read
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, generate_key_line(kid).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return kid
 
 
 async def reseal(

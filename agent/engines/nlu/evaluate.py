@@ -1,22 +1,19 @@
-"""``medagent eval``: how well we understand callers, measured on a labelled development set.
+"""How well we understand callers, measured on a labelled development set (``medagent eval``).
 
 Text mode runs the ``Understander`` over every utterance of ``tests/data/nlu/dev.jsonl`` and reports
 intent accuracy (with a confusion matrix), recall per urgency, routine over-triage (routine calls we
 would escalate), red-flag recall and accuracy per language and per note (``asr``, ``elderly``…).
 ``--audio`` first turns each English utterance into a phone call in several voices
 (``agent.engines.telephone.synthesize_caller``) and transcribes it with the STT engine, reporting WER
-and the same measures per voice. ``--strict`` exits 1 when a target in ``TARGETS`` is missed.
+and the same measures per voice. A target of ``TARGETS`` missed fails ``medagent eval --strict``.
 
 The scoring (``score``) is pure: labelled items and results in, a ``Report`` out.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from agent.config import Config, VadConfig, load_config
-from agent.configcmd import resolve_config_path
+from agent.config import Config, VadConfig
 from agent.core.understanding import INTENTS, URGENCIES, Understanding
 from agent.engines.nlu.classifier import normalize
-from agent.errors import ConfigError, EngineError
-from agent.log import configure_logging
 
 DEV_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "nlu" / "dev.jsonl"
 DEFAULT_VOICES = ("joe", "us-male", "us-female")
@@ -269,110 +263,7 @@ def format_report(report: Report, *, title: str = "text") -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------------
-# The command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", default=str(DEV_SET), help="labelled JSONL (default: the dev set)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument(
-        "--limit",
-        type=int,
-        default=0,
-        help="use N utterances, evenly spaced through the set so every intent is represented",
-    )
-    parser.add_argument("--misses", action="store_true", help="list the utterances we got wrong")
-    parser.add_argument(
-        "--audio",
-        action="store_true",
-        help="synthesize the utterances as phone calls, each voice those of its language "
-        "(`es` speaks the Spanish ones), transcribe, report WER per voice",
-    )
-    parser.add_argument(
-        "--voices",
-        default=",".join(DEFAULT_VOICES),
-        help="comma-separated voices for --audio (as agent.engines.telephone names them)",
-    )
-    parser.add_argument(
-        "--noise-db", type=float, default=-45.0, help="line noise level for --audio (dBFS)"
-    )
-    parser.add_argument(
-        "--now",
-        default="2026-03-02T10:00:00-05:00",
-        help="the call's time, for relative dates (ISO 8601; fixed so runs compare)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from agent.engines.nlu.pipeline import Understander
-
-    try:
-        cfg = load_config(resolve_config_path(args.config))
-        items = load_set(args.set)
-    except ConfigError as exc:
-        print(f"medagent: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"medagent eval: {exc}", file=sys.stderr)
-        return 2
-    # Engines log as they load; the log goes to stderr so stdout stays one report.
-    configure_logging(cfg.logging)
-    if args.limit:
-        items = spread(items, args.limit)
-    now = datetime.fromisoformat(args.now)
-    try:
-        understander = Understander.from_config(cfg)
-    except EngineError as exc:
-        print(f"medagent eval: {exc}", file=sys.stderr)
-        return 2
-
-    started = time.perf_counter()
-    results = [understander.understand(i.text, now=now) for i in items]
-    report = score(items, results, min_confidence=cfg.nlu.min_confidence)
-    out: dict[str, Any] = {"text": report.to_json()}
-    out["text"]["ms_per_utterance"] = round(
-        1000 * (time.perf_counter() - started) / max(len(items), 1), 3
-    )
-    failures = [f"text: {f}" for f in report.failures()]
-    if not args.json:
-        print(format_report(report))
-        if args.misses:
-            for miss in report.misses:
-                print(f"  miss: {json.dumps(miss, ensure_ascii=False)}")
-
-    if args.audio:
-        voices = [v for v in args.voices.split(",") if v]
-        try:
-            per_voice = _audio_eval(cfg, understander, items, voices, args.noise_db, now)
-        except (EngineError, ImportError) as exc:
-            print(f"medagent eval --audio: {exc}", file=sys.stderr)
-            return 2
-        out["audio"] = per_voice
-        for voice, result in per_voice.items():
-            if result["emergency_recall"] < 1.0:
-                failures.append(f"audio[{voice}]: emergency_recall {result['emergency_recall']}")
-            if not args.json:
-                print(
-                    f"== audio voice={voice}: n={result['n']} wer={result['wer']:.3f} "
-                    f"intent_accuracy={result['intent_accuracy']:.3f} "
-                    f"emergency_recall={result['emergency_recall']:.3f} "
-                    f"emergency_safety_net={result['emergency_safety_net']:.3f} "
-                    f"stt_s_per_utterance={result['stt_s_per_utterance']:.2f}"
-                )
-                if args.misses:
-                    for miss in result["misses"]:
-                        print(f"  miss[{voice}]: {json.dumps(miss, ensure_ascii=False)}")
-    out["failures"] = failures
-    if args.json:
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-    elif failures:
-        print("targets missed: " + "; ".join(failures))
-    return 1 if args.strict and failures else 0
-
-
-def _audio_eval(
+def audio_eval(
     cfg: Config,
     understander: Any,
     items: Sequence[DevItem],

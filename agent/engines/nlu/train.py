@@ -1,4 +1,4 @@
-"""``medagent nlu train``: build the intent model from the data the project owns.
+"""Building the intent model from the data the project owns (``medagent nlu train``).
 
 The training set is expanded from ``data/intents.yaml`` deterministically: templates are filled from
 the slot lists, and a seeded share of the examples gets a hesitant prefix, a second request or a
@@ -8,7 +8,6 @@ spaCy version; ``--if-changed`` skips training when the hash matches (``make tes
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.metadata
 import json
@@ -23,8 +22,6 @@ from typing import Any
 
 import yaml
 
-from agent.config import NluConfig
-from agent.configcmd import config_for_command
 from agent.core.understanding import INTENTS
 from agent.engines.nlu import classifier
 from agent.engines.nlu.classifier import META_FILE, IntentClassifier
@@ -178,36 +175,3 @@ def train(
                 shutil.rmtree(leftover, ignore_errors=True)
     meta["train_s"] = round(time.perf_counter() - started, 2)
     return meta
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["train"], help="what to do")
-    parser.add_argument("--model-dir", help="output folder (default: [nlu] model_dir)")
-    parser.add_argument(
-        "--if-changed",
-        action="store_true",
-        help="do nothing when the model was trained from the same data, code and spaCy version",
-    )
-    parser.add_argument(
-        "--architecture",
-        choices=sorted(classifier.ARCHITECTURES),
-        default=classifier.DEFAULT_ARCHITECTURE,
-    )
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = config_for_command(args)
-    if cfg is None:
-        return 2
-    nlu: NluConfig = cfg.nlu
-    model_dir = args.model_dir or nlu.model_dir
-    if args.if_changed and is_current(model_dir, args.architecture, args.epochs):
-        print(f"nlu: model in {model_dir} is up to date")
-        return 0
-    meta = train(model_dir, architecture=args.architecture, epochs=args.epochs)
-    print(
-        f"nlu: trained {meta['architecture']} on {meta['examples']} examples "
-        f"in {meta['train_s']} s -> {model_dir}"
-    )
-    return 0

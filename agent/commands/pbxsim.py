@@ -20,7 +20,7 @@ from agent.log import configure_logging, get_logger
 from agent.pbxsim.dialplan import Dialplan, default_dialplan
 from agent.pbxsim.engine import PbxSim, PbxSimConfig, PhoneConfig, SimLeg
 
-log = get_logger("agent.pbxsim.serve")
+log = get_logger(__name__)
 
 _BEHAVIOURS = ("answer", "noanswer", "busy", "unavailable")
 

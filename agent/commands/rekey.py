@@ -17,22 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.adapters.store import audit
-from agent.adapters.store.crypto import (
-    Keyring,
-    generate_key_line,
-    load_keyring,
-)
+from agent.adapters.store import audit, rekey
+from agent.adapters.store.crypto import Keyring, load_keyring
 from agent.adapters.store.db import open_database
-from agent.adapters.store.rekey import reseal
+from agent.commands._config import resolve_config_path
 from agent.config import DatabaseConfig, load_config
-from agent.configcmd import resolve_config_path
 from agent.errors import ConfigError, StoreError
 from agent.log import configure_logging
 
@@ -46,27 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def next_key_id(keys: Keyring) -> str:
-    """``k<n+1>`` after the highest ``k<n>`` in the file (ids are never reused)."""
-    numbers = [int(m.group(1)) for kid, _ in keys.keys if (m := re.fullmatch(r"k(\d+)", kid))]
-    return f"k{max(numbers, default=0) + 1}"
-
-
 def add_key(path: Path) -> str:
-    """Append a new key line (or create the file with ``k1``); returns what to tell the admin."""
-    if not path.exists():
-        load_keyring(path, create=True)
+    """Add a key (``agent.adapters.store.rekey.add_key``); returns what to tell the admin."""
+    created = not path.exists()
+    kid = rekey.add_key(path)
+    if created:
         return (
-            f"created {path} with key k1 (mode 600); the service user must own it: "
+            f"created {path} with key {kid} (mode 600); the service user must own it: "
             f"chown medagent {path}"
         )
-    kid = next_key_id(load_keyring(path, create=False))  # refuses a file others can read
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, generate_key_line(kid).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     return (
         f"added key {kid} to {path}; restart the agent (new data is then sealed with {kid}), "
         "then run `medagent rekey reseal`"
@@ -78,7 +59,9 @@ async def _reseal(cfg: DatabaseConfig) -> tuple[Keyring, dict[str, int]]:
     audit_key = audit.load_audit_key(cfg.audit_key_file, create=False)
     db = await open_database(cfg, max_size=2)
     try:
-        changed = await reseal(db.pool, keys, audit_key, actor="cli:rekey", now=datetime.now(UTC))
+        changed = await rekey.reseal(
+            db.pool, keys, audit_key, actor="cli:rekey", now=datetime.now(UTC)
+        )
     finally:
         await db.close()
     return keys, changed

@@ -1,4 +1,8 @@
-"""``medagent config``: validate a configuration file, or print the commented example."""
+"""The configuration a command runs with: ``-c FILE``, else ``./medagent.toml``, else the defaults.
+
+Here rather than in ``agent.config`` because it prints: the warnings on stderr and, for
+``config_for_command``, the error and its exit code are the command line's business.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,6 @@ from pathlib import Path
 
 from agent.config import Config, load_config
 from agent.errors import ConfigError
-
-EXAMPLE = Path(__file__).resolve().parent / "medagent.toml.example"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["validate", "example"], help="what to do")
-    parser.add_argument(
-        "file", nargs="?", help="file to validate (default: -c FILE or ./medagent.toml)"
-    )
 
 
 def resolve_config_path(explicit: str | None) -> str | None:
@@ -43,18 +38,3 @@ def config_for_command(args: argparse.Namespace) -> Config | None:
         return None
     print_warnings(cfg)
     return cfg
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.action == "example":
-        sys.stdout.write(EXAMPLE.read_text())
-        return 0
-    path = args.file or resolve_config_path(args.config)
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        print(f"medagent: configuration error: {exc}", file=sys.stderr)
-        return 2
-    print_warnings(cfg)
-    print(f"{cfg.source}: OK")
-    return 0

@@ -12,8 +12,8 @@ import os
 import signal
 import sys
 
+from agent.commands._config import resolve_config_path
 from agent.config import load_config
-from agent.configcmd import resolve_config_path
 from agent.errors import ConfigError
 from agent.runtime.service import pid_file
 

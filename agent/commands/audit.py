@@ -20,8 +20,8 @@ from pathlib import Path
 from agent.adapters.store import audit
 from agent.adapters.store.anchor import AnchorFile, anchor_path
 from agent.adapters.store.db import open_database
+from agent.commands._config import resolve_config_path
 from agent.config import DatabaseConfig, load_config
-from agent.configcmd import resolve_config_path
 from agent.errors import ConfigError, StoreError
 from agent.log import configure_logging
 

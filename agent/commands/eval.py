@@ -1,0 +1,128 @@
+"""``medagent eval``: how well we understand callers, measured on a labelled development set.
+
+The measuring is ``agent.engines.nlu.evaluate`` (the sets, the scoring, the report, the audio
+round); this picks the set and the mode, prints, and exits 1 under ``--strict`` when a target in
+``TARGETS`` is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from agent.commands._config import resolve_config_path
+from agent.config import load_config
+from agent.engines.nlu.evaluate import (
+    DEFAULT_VOICES,
+    DEV_SET,
+    audio_eval,
+    format_report,
+    load_set,
+    score,
+    spread,
+)
+from agent.errors import ConfigError, EngineError
+from agent.log import configure_logging
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", default=str(DEV_SET), help="labelled JSONL (default: the dev set)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="use N utterances, evenly spaced through the set so every intent is represented",
+    )
+    parser.add_argument("--misses", action="store_true", help="list the utterances we got wrong")
+    parser.add_argument(
+        "--audio",
+        action="store_true",
+        help="synthesize the utterances as phone calls, each voice those of its language "
+        "(`es` speaks the Spanish ones), transcribe, report WER per voice",
+    )
+    parser.add_argument(
+        "--voices",
+        default=",".join(DEFAULT_VOICES),
+        help="comma-separated voices for --audio (as agent.engines.telephone names them)",
+    )
+    parser.add_argument(
+        "--noise-db", type=float, default=-45.0, help="line noise level for --audio (dBFS)"
+    )
+    parser.add_argument(
+        "--now",
+        default="2026-03-02T10:00:00-05:00",
+        help="the call's time, for relative dates (ISO 8601; fixed so runs compare)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.engines.nlu.pipeline import Understander
+
+    try:
+        cfg = load_config(resolve_config_path(args.config))
+        items = load_set(args.set)
+    except ConfigError as exc:
+        print(f"medagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"medagent eval: {exc}", file=sys.stderr)
+        return 2
+    # Engines log as they load; the log goes to stderr so stdout stays one report.
+    configure_logging(cfg.logging)
+    if args.limit:
+        items = spread(items, args.limit)
+    now = datetime.fromisoformat(args.now)
+    try:
+        understander = Understander.from_config(cfg)
+    except EngineError as exc:
+        print(f"medagent eval: {exc}", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    results = [understander.understand(i.text, now=now) for i in items]
+    report = score(items, results, min_confidence=cfg.nlu.min_confidence)
+    out: dict[str, Any] = {"text": report.to_json()}
+    out["text"]["ms_per_utterance"] = round(
+        1000 * (time.perf_counter() - started) / max(len(items), 1), 3
+    )
+    failures = [f"text: {f}" for f in report.failures()]
+    if not args.json:
+        print(format_report(report))
+        if args.misses:
+            for miss in report.misses:
+                print(f"  miss: {json.dumps(miss, ensure_ascii=False)}")
+
+    if args.audio:
+        voices = [v for v in args.voices.split(",") if v]
+        try:
+            per_voice = audio_eval(cfg, understander, items, voices, args.noise_db, now)
+        except (EngineError, ImportError) as exc:
+            print(f"medagent eval --audio: {exc}", file=sys.stderr)
+            return 2
+        out["audio"] = per_voice
+        for voice, result in per_voice.items():
+            if result["emergency_recall"] < 1.0:
+                failures.append(f"audio[{voice}]: emergency_recall {result['emergency_recall']}")
+            if not args.json:
+                print(
+                    f"== audio voice={voice}: n={result['n']} wer={result['wer']:.3f} "
+                    f"intent_accuracy={result['intent_accuracy']:.3f} "
+                    f"emergency_recall={result['emergency_recall']:.3f} "
+                    f"emergency_safety_net={result['emergency_safety_net']:.3f} "
+                    f"stt_s_per_utterance={result['stt_s_per_utterance']:.2f}"
+                )
+                if args.misses:
+                    for miss in result["misses"]:
+                        print(f"  miss[{voice}]: {json.dumps(miss, ensure_ascii=False)}")
+    out["failures"] = failures
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    elif failures:
+        print("targets missed: " + "; ".join(failures))
+    return 1 if args.strict and failures else 0
