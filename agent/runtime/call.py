@@ -213,11 +213,17 @@ class CallSession:
                     self.outcome = "cancelled" if self.outcome == "unknown" else self.outcome
                     raise
                 except Exception as exc:
-                    self.outcome = "crashed"
-                    log.error("call crashed", error=type(exc).__name__, exc_info=exc)
-                    await self._rescue()
+                    if await self._caller_left(exc):
+                        # An ARI request on a channel that had just hung up (the StasisEnd was
+                        # still on its way): a hang-up, not a crash.
+                        self.outcome = "caller_hangup"
+                        await self._dialog_event(CallerHungUp(self.clock()))
+                    else:
+                        self.outcome = "crashed"
+                        log.error("call crashed", error=type(exc).__name__, exc_info=exc)
+                        await self._rescue()
                 finally:
-                    await self._teardown()
+                    await self._teardown_even_if_cancelled()
 
     async def _setup(self) -> None:
         """Media first, answer last: the caller hears the greeting within a frame of the answer."""
@@ -824,6 +830,19 @@ class CallSession:
         if self._failure is not None:
             raise self._failure
 
+    async def _caller_left(self, exc: Exception) -> bool:
+        if self._caller_gone.is_set():
+            return True
+        if not isinstance(exc, AriError):
+            return False
+        try:
+            await self.ari.get_channel(self.channel.id)
+        except AriNotFound:
+            return True
+        except AriError:
+            return False
+        return False
+
     async def _rescue(self) -> None:
         """After a crash: apologise and hand the caller to staff. Never dead air."""
         if self._caller_gone.is_set() or self._handed_back:
@@ -832,12 +851,37 @@ class CallSession:
             if self.media is not None and not self.media.closed and self.media.remote is not None:
                 frames = self._prompt_frames("sorry_transfer")
                 if frames:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(8):
-                            await self.media.play(frames, "sorry")
+                    # Cut short when the caller hangs up meanwhile: nobody to hand on.
+                    sorry = asyncio.ensure_future(self.media.play(frames, "sorry"))
+                    gone = asyncio.ensure_future(self._caller_gone.wait())
+                    await asyncio.wait(
+                        {sorry, gone}, timeout=8, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    gone.cancel()
+                    if not sorry.done():
+                        self.media.flush()
+                        await asyncio.wait({sorry})
+                    if self._caller_gone.is_set():
+                        return
             await self._hand_back("error")
         except Exception as exc:
             log.error("could not hand the call back after a crash", error=type(exc).__name__)
+
+    async def _teardown_even_if_cancelled(self) -> None:
+        """Run the teardown to its end even when this task is cancelled meanwhile (the
+        supervisor reaps a call that overstays StasisEnd): a teardown cut short leaves the call's
+        bridge in Asterisk. The teardown's own steps are bounded; the cancellation is passed on
+        once it is done."""
+        cleanup = asyncio.ensure_future(self._teardown())
+        cancelled = False
+        while not cleanup.done():
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                cancelled = True
+        cleanup.result()
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _teardown(self) -> None:
         for task in list(self._helpers):
