@@ -10,6 +10,9 @@ What is questionable but allowed (an inline secret in a file every user can read
 owned by someone else, plain-text ARI/AMI across the LAN that the admin explicitly allowed) is
 collected in ``Config.warnings``; the commands print them when they start.
 
+The core takes small settings objects of its own, never these sections: ``segmenter_settings`` and
+``office_hours`` build them.
+
 Adding a setting: add a field with a default to its section, and a number its domain in
 ``DOMAINS``; the loader, the example file check (`tests/unit/test_config.py`) and the error
 messages follow from the type hints.
@@ -31,6 +34,8 @@ from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from agent.core.office import WEEKDAYS, OfficeHours, parse_span
+from agent.core.segmenter import SegmenterSettings
 from agent.errors import ConfigError
 
 # --------------------------------------------------------------------------------------------------
@@ -335,6 +340,33 @@ def development_defaults() -> Config:
 
 
 # --------------------------------------------------------------------------------------------------
+# The core's settings, from their sections
+
+
+def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
+    """The utterance segmenter's thresholds (``agent.core.segmenter``) from ``[vad]``."""
+    return SegmenterSettings(
+        min_speech_ms=vad.min_speech_ms,
+        end_silence_ms=vad.end_silence_ms,
+        short_answer_silence_ms=vad.short_answer_silence_ms,
+        max_utterance_ms=vad.max_utterance_s * 1000,
+        preroll_ms=vad.preroll_ms,
+        barge_in_ms=vad.barge_in_ms,
+        start_gap_ms=vad.start_gap_ms,
+        resume_speech_ms=vad.resume_speech_ms,
+    )
+
+
+def office_hours(practice: PracticeConfig) -> OfficeHours:
+    """When the office is open (``agent.core.office``), from ``[practice]``."""
+    return OfficeHours(
+        timezone=practice.timezone,
+        weekly=dict(practice.office_hours),
+        holidays=frozenset(practice.holidays),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # Domains of the numbers
 
 
@@ -579,8 +611,6 @@ def _check_values(cfg: Config, file: str) -> None:
             file=file,
             key="practice.timezone",
         ) from None
-    from agent.core.office import WEEKDAYS, parse_span
-
     for day, span in cfg.practice.office_hours.items():
         if day not in WEEKDAYS:
             raise ConfigError(

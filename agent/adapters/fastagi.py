@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from panoramisk import fast_agi
 
-from agent.config import AgiConfig, PracticeConfig
+from agent.config import AgiConfig, PracticeConfig, office_hours
 from agent.core.office import route_call
 from agent.log import get_logger
 
@@ -297,7 +297,8 @@ class FastAgiServer:
     async def route(self, request: AgiRequest) -> None:
         decision = route_call(
             self._clock(),
-            self.practice,
+            office_hours(self.practice),
+            after_hours_only=self.practice.mode == "after_hours_only",
             healthy=self.capacity.healthy,
             active_calls=self.capacity.active_calls,
             max_calls=self.capacity.max_calls,

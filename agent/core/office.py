@@ -1,4 +1,5 @@
-"""Office hours and where a call should go. Pure: the time is passed in.
+"""Office hours and where a call should go. Pure: the time is passed in, and the hours come as an
+``OfficeHours`` (``agent.config.office_hours`` builds it from ``[practice]``).
 
 Used by the FastAGI ``route`` (soft-launch mode: during office hours calls go straight to staff), by
 the supervisor's capacity check, and by the dialog (billing during hours, messages after hours).
@@ -6,14 +7,36 @@ the supervisor's capacity check, and by the dialog (billing during hours, messag
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from agent.config import PracticeConfig
-
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class OfficeHours:
+    timezone: str
+    """The practice's IANA time zone, e.g. ``America/New_York``."""
+    weekly: Mapping[str, str]
+    """Weekday (``WEEKDAYS``) → ``"08:00-17:00"``; a day not named is closed."""
+    holidays: Collection[str] = frozenset()
+    """ISO dates (``2026-12-25``) the office is closed."""
+
+
+class _PracticeSection(Protocol):
+    """``agent.config.PracticeConfig`` as ``agent/runtime/call.py`` still passes it. Accepted until
+    that file, due to be split, builds ``OfficeHours`` with ``agent.config.office_hours``; then
+    this goes."""
+
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def office_hours(self) -> Mapping[str, str]: ...
+    @property
+    def holidays(self) -> Collection[str]: ...
 
 
 def parse_span(span: str) -> tuple[time, time]:
@@ -28,14 +51,15 @@ def parse_span(span: str) -> tuple[time, time]:
     return start, end
 
 
-def is_office_open(now: datetime, practice: PracticeConfig) -> bool:
+def is_office_open(now: datetime, hours: OfficeHours | _PracticeSection) -> bool:
     """Whether the office is open at ``now`` (an aware datetime) in the practice's time zone."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    local = now.astimezone(ZoneInfo(practice.timezone))
-    if local.date().isoformat() in practice.holidays:
+    weekly = hours.weekly if isinstance(hours, OfficeHours) else hours.office_hours
+    local = now.astimezone(ZoneInfo(hours.timezone))
+    if local.date().isoformat() in hours.holidays:
         return False
-    span = practice.office_hours.get(WEEKDAYS[local.weekday()])
+    span = weekly.get(WEEKDAYS[local.weekday()])
     if not span:
         return False
     start, end = parse_span(span)
@@ -53,12 +77,19 @@ class RouteDecision:
 
 
 def route_call(
-    now: datetime, practice: PracticeConfig, *, healthy: bool, active_calls: int, max_calls: int
+    now: datetime,
+    hours: OfficeHours,
+    *,
+    after_hours_only: bool,
+    healthy: bool,
+    active_calls: int,
+    max_calls: int,
 ) -> RouteDecision:
-    """Where a new call goes: to the agent, or straight to staff (and why)."""
+    """Where a new call goes: to the agent, or straight to staff (and why). ``after_hours_only``:
+    the soft launch (``practice.mode``), where staff take the calls while the office is open."""
     if not healthy:
         return RouteDecision("staff", "unhealthy")
-    if practice.mode == "after_hours_only" and is_office_open(now, practice):
+    if after_hours_only and is_office_open(now, hours):
         return RouteDecision("staff", "office_hours")
     if active_calls >= max_calls:
         return RouteDecision("staff", "capacity")

@@ -17,7 +17,7 @@ The table ``_TRANSITIONS`` is the whole machine; ``_move`` refuses anything not 
 Events: ``UtteranceStarted``; ``SilenceBegan`` when trailing silence starts (the audio so far rides
 along, so the STT can start its final pass speculatively) and ``SpeechResumed`` if the caller goes on
 (cancel that pass); ``UtteranceEnded`` with the audio including pre-roll and the trailing silence
-(reason ``end``, ``max`` after ``max_utterance_s`` — a new utterance starts at once if the caller is
+(reason ``end``, ``max`` after ``max_utterance_ms`` — a new utterance starts at once if the caller is
 still talking — or ``flush`` when the call ends); ``BargeIn`` once per utterance when the caller has
 spoken ``barge_in_ms`` while the agent is talking.
 
@@ -31,9 +31,8 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from agent.config import VadConfig
 from agent.errors import IllegalTransition
 
 AudioFormat = Literal["pcm16", "ulaw"]
@@ -42,6 +41,45 @@ EndReason = Literal["end", "max", "flush"]
 # Bytes per millisecond of 8 kHz audio, and the byte that encodes silence, per format.
 _BYTES_PER_MS: dict[str, int] = {"pcm16": 16, "ulaw": 8}
 _SILENCE_BYTE: dict[str, int] = {"pcm16": 0x00, "ulaw": 0xFF}
+
+
+@dataclass(frozen=True)
+class SegmenterSettings:
+    """The segmenter's thresholds, in milliseconds of media time. Built from the ``[vad]`` section
+    by ``agent.config.segmenter_settings``, where each is explained."""
+
+    min_speech_ms: int
+    end_silence_ms: int
+    short_answer_silence_ms: int
+    """End-of-utterance silence when the dialog expects yes/no or a digit."""
+    max_utterance_ms: float
+    preroll_ms: int
+    barge_in_ms: int
+    start_gap_ms: int
+    resume_speech_ms: int
+
+
+class _VadSection(Protocol):
+    """``agent.config.VadConfig`` as ``agent/runtime/call.py`` still passes it (the longest
+    utterance in seconds). Accepted until that file, due to be split, builds its settings with
+    ``agent.config.segmenter_settings``; then this goes."""
+
+    @property
+    def min_speech_ms(self) -> int: ...
+    @property
+    def end_silence_ms(self) -> int: ...
+    @property
+    def short_answer_silence_ms(self) -> int: ...
+    @property
+    def max_utterance_s(self) -> float: ...
+    @property
+    def preroll_ms(self) -> int: ...
+    @property
+    def barge_in_ms(self) -> int: ...
+    @property
+    def start_gap_ms(self) -> int: ...
+    @property
+    def resume_speech_ms(self) -> int: ...
 
 
 class SegmenterState(enum.Enum):
@@ -140,14 +178,25 @@ class Segmenter:
 
     def __init__(
         self,
-        cfg: VadConfig,
+        settings: SegmenterSettings | _VadSection,
         *,
         audio_format: AudioFormat = "pcm16",
         is_speech: Callable[[bytes], bool] | None = None,
     ) -> None:
         if audio_format not in _BYTES_PER_MS:
             raise ValueError(f"unknown audio format {audio_format!r}; expected pcm16 or ulaw")
-        self.cfg = cfg
+        if not isinstance(settings, SegmenterSettings):
+            settings = SegmenterSettings(
+                min_speech_ms=settings.min_speech_ms,
+                end_silence_ms=settings.end_silence_ms,
+                short_answer_silence_ms=settings.short_answer_silence_ms,
+                max_utterance_ms=settings.max_utterance_s * 1000,
+                preroll_ms=settings.preroll_ms,
+                barge_in_ms=settings.barge_in_ms,
+                start_gap_ms=settings.start_gap_ms,
+                resume_speech_ms=settings.resume_speech_ms,
+            )
+        self.settings = settings
         self.audio_format: AudioFormat = audio_format
         self._is_speech = is_speech
         self.state = SegmenterState.QUIET
@@ -188,7 +237,11 @@ class Segmenter:
 
     @property
     def end_silence_ms(self) -> int:
-        return self.cfg.short_answer_silence_ms if self.short_answer else self.cfg.end_silence_ms
+        return (
+            self.settings.short_answer_silence_ms
+            if self.short_answer
+            else self.settings.end_silence_ms
+        )
 
     @property
     def in_utterance(self) -> bool:
@@ -253,7 +306,7 @@ class Segmenter:
                 self._check_onset(events)
             else:
                 self._onset_gap_ms += duration_ms
-                if self._onset_gap_ms > self.cfg.start_gap_ms:
+                if self._onset_gap_ms > self.settings.start_gap_ms:
                     self._move("false_start")
                     self._trim_preroll()
         elif state is SegmenterState.SPEAKING:
@@ -288,7 +341,7 @@ class Segmenter:
                 self._resume_ms += duration_ms
             else:
                 self._resume_ms = 0
-            if self._resume_ms >= self.cfg.resume_speech_ms:
+            if self._resume_ms >= self.settings.resume_speech_ms:
                 self._move("speech")
                 events.append(
                     SpeechResumed(self._utterance_id, self._resume_start_ms, self.frame_index)
@@ -328,13 +381,13 @@ class Segmenter:
     def _trim_preroll(self) -> None:
         """Keep at most the last ``preroll_ms`` of audio (whole frames) as pre-roll."""
         total = sum(f.duration_ms for f in self._history)
-        while self._history and total > self.cfg.preroll_ms:
+        while self._history and total > self.settings.preroll_ms:
             total -= self._history.popleft().duration_ms
 
     def _check_onset(self, events: list[SegmenterEvent]) -> None:
         # Right after a max cut the caller is mid-sentence: no minimum speech, no pre-roll (the
         # audio before belongs to the utterance that was cut).
-        if self._onset_speech_ms < self.cfg.min_speech_ms and not self._continuation:
+        if self._onset_speech_ms < self.settings.min_speech_ms and not self._continuation:
             return
         self._move("min_speech")
         # The history holds at most preroll_ms before the onset (trimmed in QUIET) plus the onset.
@@ -360,7 +413,7 @@ class Segmenter:
             self.agent_speaking
             and not self._barged
             and self.in_utterance
-            and self._barge_speech_ms >= self.cfg.barge_in_ms
+            and self._barge_speech_ms >= self.settings.barge_in_ms
         ):
             self._barged = True
             events.append(BargeIn(self._utterance_id, self.now_ms, self.frame_index))
@@ -373,7 +426,7 @@ class Segmenter:
             self._check_max(events, still_speaking=False)
 
     def _check_max(self, events: list[SegmenterEvent], *, still_speaking: bool) -> None:
-        if self.now_ms - self._utterance_start_ms < self.cfg.max_utterance_s * 1000:
+        if self.now_ms - self._utterance_start_ms < self.settings.max_utterance_ms:
             return
         self._move("max")
         self._finish("max", events)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.config import PracticeConfig, SttConfig, VadConfig
+from agent.config import PracticeConfig, SttConfig, VadConfig, segmenter_settings
 from agent.core.g711 import ulaw_decode
 from agent.core.resample import float_to_pcm16
 from agent.core.segmenter import Segmenter, SilenceBegan, UtteranceEnded
@@ -174,7 +174,7 @@ def test_vad_segmenter_and_stt_together_and_the_speculative_pass_matches_the_fin
     line = np.concatenate([np.zeros(8000), speech, np.zeros(12000)])
     line += rng.standard_normal(len(line)) * 10 ** (-55 / 20)
     pcm = float_to_pcm16(line).astype("<i2").tobytes()
-    seg = Segmenter(VadConfig(), is_speech=build_vad(VadConfig()).is_speech)
+    seg = Segmenter(segmenter_settings(VadConfig()), is_speech=build_vad(VadConfig()).is_speech)
     events = [
         e
         for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)

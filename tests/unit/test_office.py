@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.config import PracticeConfig
-from agent.core.office import is_office_open, parse_span, route_call
+from agent.config import PracticeConfig, office_hours
+from agent.core.office import RouteDecision, is_office_open, parse_span, route_call
 
-P = PracticeConfig()  # America/New_York, Mon-Thu 08-17, Fri 08-16
+P = office_hours(PracticeConfig())  # America/New_York, Mon-Thu 08-17, Fri 08-16
 
 
 def ny(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
@@ -27,7 +27,7 @@ def test_open_and_closed_in_practice_time_zone() -> None:
 
 
 def test_holidays_close_the_office() -> None:
-    p = dataclasses.replace(P, holidays=["2026-11-26"])
+    p = dataclasses.replace(P, holidays=frozenset({"2026-11-26"}))
     assert not is_office_open(ny(2026, 11, 26, 10), p)
 
 
@@ -41,20 +41,34 @@ def test_naive_time_and_bad_span_are_errors() -> None:
 
 
 def test_route_call_soft_launch_capacity_health() -> None:
-    soft = dataclasses.replace(P, mode="after_hours_only")
     day, night = ny(2026, 11, 23, 10), ny(2026, 11, 23, 22)
-    assert route_call(day, soft, healthy=True, active_calls=0, max_calls=4).reason == "office_hours"
-    assert route_call(night, soft, healthy=True, active_calls=0, max_calls=4).route == "agent"
-    assert route_call(day, P, healthy=True, active_calls=0, max_calls=4).route == "agent"
-    assert route_call(night, P, healthy=True, active_calls=4, max_calls=4).reason == "capacity"
-    assert route_call(night, P, healthy=False, active_calls=0, max_calls=4).reason == "unhealthy"
+
+    def route(
+        now: datetime, *, soft: bool = False, healthy: bool = True, active: int = 0
+    ) -> RouteDecision:
+        return route_call(
+            now, P, after_hours_only=soft, healthy=healthy, active_calls=active, max_calls=4
+        )
+
+    assert route(day, soft=True).reason == "office_hours"
+    assert route(night, soft=True).route == "agent"
+    assert route(day).route == "agent"
+    assert route(night, active=4).reason == "capacity"
+    assert route(night, healthy=False).reason == "unhealthy"
+
+
+def test_the_practice_section_is_still_read_as_office_hours() -> None:
+    # agent/runtime/call.py passes its [practice] section until it builds OfficeHours itself.
+    practice = PracticeConfig()
+    for now in (ny(2026, 11, 23, 9), ny(2026, 11, 23, 17), ny(2026, 11, 28, 10)):
+        assert is_office_open(now, practice) == is_office_open(now, P)
 
 
 def test_hours_sentence_groups_days() -> None:
     from agent.core.office import hours_sentence
 
     assert (
-        hours_sentence(P.office_hours)
+        hours_sentence(P.weekly)
         == "We're open Monday to Thursday, 8 AM to 5 PM, and Friday, 8 AM to 4 PM."
     )
     assert hours_sentence({"mon": "08:30-12:00", "wed": "08:30-12:00"}) == (

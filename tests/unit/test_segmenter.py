@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import VadConfig
+from agent.config import VadConfig, segmenter_settings
 from agent.core.segmenter import (
     BargeIn,
     Segmenter,
@@ -18,7 +18,9 @@ from agent.core.segmenter import (
     UtteranceStarted,
 )
 
-CFG = VadConfig()  # min speech 200, end silence 600 / 350, max 15 s, pre-roll 300, barge-in 250
+CFG = segmenter_settings(
+    VadConfig()
+)  # min speech 200, end silence 600 / 350, max 15 s, pre-roll 300, barge-in 250
 FRAME_MS = 20
 
 
@@ -137,8 +139,15 @@ def test_a_click_in_the_trailing_silence_neither_resumes_nor_delays_the_end() ->
     assert f.of(UtteranceEnded)[0].end_ms == 500 + 600
 
 
+def test_the_vad_section_is_still_read_as_segmenter_settings() -> None:
+    # agent/runtime/call.py passes its [vad] section until it builds SegmenterSettings itself.
+    vad = dataclasses.replace(VadConfig(), max_utterance_s=2.5, preroll_ms=100)
+    assert Segmenter(vad).settings == segmenter_settings(vad)
+    assert segmenter_settings(vad).max_utterance_ms == 2500
+
+
 def test_max_utterance_cuts_and_a_new_one_starts_at_once() -> None:
-    cfg = dataclasses.replace(CFG, max_utterance_s=2.0)
+    cfg = dataclasses.replace(CFG, max_utterance_ms=2000.0)
     f = Feeder(Segmenter(cfg))
     f.run(True, 5000)
     ends = f.of(UtteranceEnded)
@@ -248,7 +257,7 @@ _step = st.one_of(
 def test_utterances_never_overlap_are_ordered_and_every_started_one_ends(
     steps: list[tuple[tuple[str, bool], int]], max_s: float, preroll: int
 ) -> None:
-    cfg = dataclasses.replace(CFG, max_utterance_s=max_s, preroll_ms=preroll)
+    cfg = dataclasses.replace(CFG, max_utterance_ms=max_s * 1000, preroll_ms=preroll)
     seg = Segmenter(cfg)
     events: list[SegmenterEvent] = []
     for (kind, flag), repeat in steps:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.config import VadConfig
+from agent.config import VadConfig, segmenter_settings
 from agent.core.g711 import ulaw_decode
 from agent.core.resample import float_to_pcm16, rms_dbfs
 from agent.core.segmenter import Segmenter, UtteranceEnded, UtteranceStarted
@@ -122,7 +122,7 @@ def test_gated_vad_rarely_calls_line_noise_speech(gated: Vad, noise: str) -> Non
 
 @pytest.mark.parametrize("noise", NOISES)
 def test_line_noise_never_starts_an_utterance(gated: Vad, noise: str) -> None:
-    seg = Segmenter(VadConfig(), is_speech=gated.is_speech)
+    seg = Segmenter(segmenter_settings(VadConfig()), is_speech=gated.is_speech)
     events = [e for f in frames(NOISES[noise]()) for e in seg.process_frame(f)]
     assert events == []
 
@@ -150,7 +150,7 @@ def test_speech_clips_are_heard_and_make_exactly_one_utterance(gated: Vad, clip:
         for s, n in zip(speech, line * 10, strict=False)
     ]
     stream = line[:50] + [x.astype("<i2").tobytes() for x in noisy_speech] + line[:50]
-    seg = Segmenter(VadConfig(), is_speech=gated.is_speech)
+    seg = Segmenter(segmenter_settings(VadConfig()), is_speech=gated.is_speech)
     events = [e for f in stream for e in seg.process_frame(f)] + seg.flush()
     kinds = [type(e) for e in events if isinstance(e, UtteranceStarted | UtteranceEnded)]
     assert kinds == [UtteranceStarted, UtteranceEnded]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.config import Config, VadConfig
+from agent.config import Config, VadConfig, segmenter_settings
 from agent.core.understanding import INTENTS, URGENCIES, Understanding
 from agent.engines.nlu.classifier import normalize
 
@@ -343,7 +343,7 @@ def as_a_call_cuts_it(pcm16: bytes, vad_cfg: VadConfig, *, seed: int = 0) -> byt
 
     rng = np.random.default_rng(seed)
     hiss = (rng.standard_normal(8000) * 10 ** (-45 / 20) * 32767).astype("<i2").tobytes()
-    segmenter = Segmenter(vad_cfg, audio_format="pcm16")
+    segmenter = Segmenter(segmenter_settings(vad_cfg), audio_format="pcm16")
     vad = build_vad(vad_cfg)
     data = pcm16 + hiss
     frame = 320  # 20 ms of 8 kHz 16-bit
