@@ -3,8 +3,8 @@
 ``/health`` answers 200 with a JSON summary while the agent can take calls and 503 when it cannot
 (ARI is down: Asterisk cannot hand us calls, and the dialplan's fallback is taking them). A lost AMI
 or database degrades features (``"degraded": ["ami"]``) but calls go on, so they stay 200: a
-monitor should page on 503, and warn on ``degraded``. ``/metrics`` is Prometheus' text format
-from :class:`agent.runtime.metrics.Metrics`.
+monitor should page on 503, and warn on ``degraded``. ``/metrics`` is what a ``MetricsPage`` renders:
+the running agent's :class:`agent.runtime.metrics.Metrics`, in Prometheus' text format.
 
 The store reports ``database_ok`` (did the database answer the last write, replay or audit-anchor
 read), ``spooled`` (records waiting in the spool for the database) and ``quarantined`` (spool files
@@ -24,7 +24,6 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from agent.log import get_logger
-from agent.runtime.metrics import CONTENT_TYPE, Metrics
 
 log = get_logger(__name__)
 
@@ -119,6 +118,14 @@ def supervisor_inputs(
     return snapshot
 
 
+class MetricsPage(Protocol):
+    """What ``/metrics`` serves (``agent.runtime.metrics.Metrics``): a page of text, and its type."""
+
+    @property
+    def content_type(self) -> str: ...
+    def render(self) -> str: ...
+
+
 class HealthServer:
     """The HTTP endpoint. ``start()`` binds (port 0: any free port) and returns the base URL;
     ``close()`` stops it. Bind it to loopback: the metrics reveal call volumes."""
@@ -129,7 +136,7 @@ class HealthServer:
         port: int,
         *,
         inputs: Callable[[], HealthInputs],
-        metrics: Metrics | None = None,
+        metrics: MetricsPage | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -163,5 +170,6 @@ class HealthServer:
             return web.Response(status=404, text="metrics are not enabled\n")
         # aiohttp refuses a charset inside content_type; the header is set whole instead.
         return web.Response(
-            body=self._metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE}
+            body=self._metrics.render().encode(),
+            headers={"Content-Type": self._metrics.content_type},
         )

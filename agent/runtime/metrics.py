@@ -151,6 +151,9 @@ class Metrics:
     """Everything ``/metrics`` reports. Methods are cheap and never raise on a live call's path
     except for a programming error (a negative duration)."""
 
+    content_type = CONTENT_TYPE
+    """What ``render()`` writes, as the HTTP ``Content-Type`` names it."""
+
     def __init__(
         self,
         *,
