@@ -19,11 +19,19 @@ from aiohttp import WSMsgType, web
 
 from agent.log import get_logger
 from agent.pbxsim.dialplan import Target
-from agent.pbxsim.engine import NOT_IN_STASIS, RestError, SimBridge, SimChannel
-from agent.pbxsim.model import ASTERISK_ID, HANGUP_REASONS, BridgeSnapshot, Party, ari_timestamp
+from agent.pbxsim.model import (
+    ASTERISK_ID,
+    HANGUP_REASONS,
+    NOT_IN_STASIS,
+    BridgeSnapshot,
+    Party,
+    RestError,
+    SimBridge,
+    ari_timestamp,
+)
 
-if TYPE_CHECKING:
-    from agent.pbxsim.engine import PbxSim
+if TYPE_CHECKING:  # annotations only: the engine imports this module to serve ARI
+    from agent.pbxsim.engine import PbxSim, SimChannel
 
 log = get_logger("agent.pbxsim.ari")
 

@@ -38,13 +38,13 @@ from agent.pbxsim.media import (
 from agent.pbxsim.model import (
     ASTERISK_ID,
     CAUSE_TEXT,
-    BridgeSnapshot,
     ChannelSnapshot,
     DialplanLocation,
     Party,
     PlaybackSnapshot,
+    RestError,
+    SimBridge,
     ari_timestamp,
-    bridge_technology,
     next_channel_state,
 )
 from agent.pbxsim.sounds import SoundLibrary, music_on_hold
@@ -53,18 +53,6 @@ log = get_logger("agent.pbxsim")
 
 Behaviour = Literal["answer", "noanswer", "busy", "unavailable"]
 HangupBy = Literal["caller", "agent", "dialplan", "phone", "asterisk"]
-
-
-class RestError(Exception):
-    """An ARI error response: the status and the exact JSON body Asterisk sends."""
-
-    def __init__(self, status: int, message: str, *, key: str = "message") -> None:
-        super().__init__(f"{status} {message}")
-        self.status = status
-        self.body = {key: message}
-
-
-NOT_IN_STASIS = "Channel not in Stasis application"
 
 
 @dataclass(frozen=True)
@@ -318,25 +306,6 @@ class Playback:
         self.items: list[str] = []
         self.stopped = asyncio.Event()
         self.source: FrameSource | None = None
-
-
-class SimBridge:
-    def __init__(self, snap: BridgeSnapshot, app: str) -> None:
-        self.snap = snap
-        self.app = app
-        self.members: list[SimChannel] = []
-        self.announcers: list[Playback] = []
-        self.inbox: dict[str, deque[bytes]] = {}
-        self.mix_out: dict[str, FrameSource] = {}
-        self.mixer_task: asyncio.Task[None] | None = None
-
-    def technology(self) -> str:
-        return bridge_technology([m.kind for m in self.members], len(self.announcers))
-
-    def json(self) -> dict[str, Any]:
-        self.snap.channels = [m.snap.id for m in self.members]
-        self.snap.technology = self.technology()
-        return self.snap.to_json()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""ARI resource snapshots as the stand-in keeps them: channels, bridges, playbacks.
+"""ARI resource snapshots as the stand-in keeps them: channels, bridges, playbacks; the bridge
+object itself (``SimBridge``, which ``ari.py`` creates and ``engine.py`` mixes); ARI's error answers.
 
 The JSON shapes follow what Asterisk 23.4.1 sent in ``shared/asterisk-reference/traces``: the field
 names, the timestamp format (``2026-11-26T23:53:47.960+0000``), channel ids ``<epoch>.<counter>``,
@@ -8,9 +9,15 @@ arguments (seconds since the epoch).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: the engine imports this module
+    from agent.pbxsim.engine import Playback, SimChannel
+    from agent.pbxsim.media import FrameSource
 
 ASTERISK_ID = "02:fc:00:00:00:01"
 
@@ -189,3 +196,34 @@ def bridge_technology(channel_kinds: list[str], extra_participants: int) -> str:
     if count == 2 and extra_participants == 0 and all(k != "external" for k in channel_kinds):
         return "native_rtp"
     return "simple_bridge"
+
+
+class RestError(Exception):
+    """An ARI error response: the status and the exact JSON body Asterisk sends."""
+
+    def __init__(self, status: int, message: str, *, key: str = "message") -> None:
+        super().__init__(f"{status} {message}")
+        self.status = status
+        self.body = {key: message}
+
+
+NOT_IN_STASIS = "Channel not in Stasis application"
+
+
+class SimBridge:
+    def __init__(self, snap: BridgeSnapshot, app: str) -> None:
+        self.snap = snap
+        self.app = app
+        self.members: list[SimChannel] = []
+        self.announcers: list[Playback] = []
+        self.inbox: dict[str, deque[bytes]] = {}
+        self.mix_out: dict[str, FrameSource] = {}
+        self.mixer_task: asyncio.Task[None] | None = None
+
+    def technology(self) -> str:
+        return bridge_technology([m.kind for m in self.members], len(self.announcers))
+
+    def json(self) -> dict[str, Any]:
+        self.snap.channels = [m.snap.id for m in self.members]
+        self.snap.technology = self.technology()
+        return self.snap.to_json()
