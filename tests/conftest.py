@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -37,6 +38,15 @@ async def _fail_on_stray_loop_exceptions() -> AsyncIterator[None]:
     if errors:
         details = "; ".join(f"{c.get('message')}: {c.get('exception')!r}" for c in errors)
         pytest.fail(f"stray exception(s) in the event loop: {details}")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that configures logging onto its own stream (a StringIO, a captured stdout) leaves
+    structlog writing to it once closed: later tests in the same worker failed with "I/O
+    operation on closed file". Each test starts from structlog's defaults."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -37,6 +37,9 @@ PRACTICE = PracticeConfig()
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 ACTOR = "agent:test"
 BOUND_S = 0.2
+WELL_WITHIN_S = 3.0
+"""A bounded command ends near BOUND_S; on a loaded box (a whole make test) later, but far sooner
+than the 5 s guard that an unbounded one runs into."""
 
 
 class HangingDirectory:
@@ -95,14 +98,14 @@ async def test_each_data_command_is_bounded_and_fails_instead_of_hanging() -> No
         ):
             result, took = await _timed(s, cmd)
             assert isinstance(result, kind) and result.failed, (cmd, result)
-            assert took < BOUND_S + 0.5, took
+            assert took < WELL_WITHIN_S, took
     timed_out = [e for e in logs if e["event"] == "data command timed out"]
     assert [e["command"] for e in timed_out] == ["LookupPatient", "FindSlots", "ListAppointments"]
     assert "Mary" not in repr(logs) and "1962" not in repr(logs)
     # A booking whose write never returns is a failed booking, not a silent caller.
     result, took = await _timed(s, BookSlot(slot, "demo-1", "follow-up"))
     assert isinstance(result, Booked) and result.failed and not result.ok
-    assert took < BOUND_S + 0.5
+    assert took < WELL_WITHIN_S
 
 
 def heard(text: str, **values: object) -> Heard:
@@ -124,7 +127,7 @@ async def test_the_caller_hears_the_records_are_unreachable_and_leaves_a_message
     lookup = out[-1]
     assert isinstance(lookup, LookupPatient)
     result, took = await _timed(s, lookup)
-    assert took < BOUND_S + 0.5
+    assert took < WELL_WITHIN_S
     out = d.handle(result)  # type: ignore[arg-type]
     assert "can't reach our records right now" in said(out)
     assert d.state is State.MESSAGE
