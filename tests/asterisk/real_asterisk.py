@@ -867,6 +867,19 @@ class TcpCutter:
         await asyncio.gather(*self._pumps, return_exceptions=True)
 
 
+def stop_sipp(proc: subprocess.Popen[bytes] | None) -> None:
+    """End a sipp process (politely, then not) and close its stderr pipe."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc is not None and proc.stderr is not None:
+        proc.stderr.close()
+
+
 @dataclass
 class SipPhone:
     """A sipp UAS playing a desk phone: ``scenario`` ``answer`` or ``noanswer``."""
@@ -918,15 +931,7 @@ class SipPhone:
         return await asyncio.to_thread(self.proc.wait, timeout_s)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
+        stop_sipp(self.proc)
 
 
 @contextlib.contextmanager
@@ -1000,20 +1005,8 @@ class SipCaller:
             cmd, cwd=self.pcap.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
 
-    async def wait(self, timeout_s: float = 30.0) -> int:
-        assert self.proc is not None
-        return await asyncio.to_thread(self.proc.wait, timeout_s)
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
+        stop_sipp(self.proc)
 
 
 def sip_phone(
