@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Literal, Protocol
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -26,19 +26,6 @@ class OfficeHours:
     """ISO dates (``2026-12-25``) the office is closed."""
 
 
-class _PracticeSection(Protocol):
-    """``agent.config.PracticeConfig`` as ``agent/runtime/call.py`` still passes it. Accepted until
-    that file, due to be split, builds ``OfficeHours`` with ``agent.config.office_hours``; then
-    this goes."""
-
-    @property
-    def timezone(self) -> str: ...
-    @property
-    def office_hours(self) -> Mapping[str, str]: ...
-    @property
-    def holidays(self) -> Collection[str]: ...
-
-
 def parse_span(span: str) -> tuple[time, time]:
     """``"08:00-17:00"`` → (08:00, 17:00). Raises ValueError naming the problem."""
     try:
@@ -51,15 +38,14 @@ def parse_span(span: str) -> tuple[time, time]:
     return start, end
 
 
-def is_office_open(now: datetime, hours: OfficeHours | _PracticeSection) -> bool:
+def is_office_open(now: datetime, hours: OfficeHours) -> bool:
     """Whether the office is open at ``now`` (an aware datetime) in the practice's time zone."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    weekly = hours.weekly if isinstance(hours, OfficeHours) else hours.office_hours
     local = now.astimezone(ZoneInfo(hours.timezone))
     if local.date().isoformat() in hours.holidays:
         return False
-    span = weekly.get(WEEKDAYS[local.weekday()])
+    span = hours.weekly.get(WEEKDAYS[local.weekday()])
     if not span:
         return False
     start, end = parse_span(span)

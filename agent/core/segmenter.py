@@ -31,7 +31,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from agent.errors import IllegalTransition
 
@@ -57,29 +57,6 @@ class SegmenterSettings:
     barge_in_ms: int
     start_gap_ms: int
     resume_speech_ms: int
-
-
-class _VadSection(Protocol):
-    """``agent.config.VadConfig`` as ``agent/runtime/call.py`` still passes it (the longest
-    utterance in seconds). Accepted until that file, due to be split, builds its settings with
-    ``agent.config.segmenter_settings``; then this goes."""
-
-    @property
-    def min_speech_ms(self) -> int: ...
-    @property
-    def end_silence_ms(self) -> int: ...
-    @property
-    def short_answer_silence_ms(self) -> int: ...
-    @property
-    def max_utterance_s(self) -> float: ...
-    @property
-    def preroll_ms(self) -> int: ...
-    @property
-    def barge_in_ms(self) -> int: ...
-    @property
-    def start_gap_ms(self) -> int: ...
-    @property
-    def resume_speech_ms(self) -> int: ...
 
 
 class SegmenterState(enum.Enum):
@@ -178,24 +155,13 @@ class Segmenter:
 
     def __init__(
         self,
-        settings: SegmenterSettings | _VadSection,
+        settings: SegmenterSettings,
         *,
         audio_format: AudioFormat = "pcm16",
         is_speech: Callable[[bytes], bool] | None = None,
     ) -> None:
         if audio_format not in _BYTES_PER_MS:
             raise ValueError(f"unknown audio format {audio_format!r}; expected pcm16 or ulaw")
-        if not isinstance(settings, SegmenterSettings):
-            settings = SegmenterSettings(
-                min_speech_ms=settings.min_speech_ms,
-                end_silence_ms=settings.end_silence_ms,
-                short_answer_silence_ms=settings.short_answer_silence_ms,
-                max_utterance_ms=settings.max_utterance_s * 1000,
-                preroll_ms=settings.preroll_ms,
-                barge_in_ms=settings.barge_in_ms,
-                start_gap_ms=settings.start_gap_ms,
-                resume_speech_ms=settings.resume_speech_ms,
-            )
         self.settings = settings
         self.audio_format: AudioFormat = audio_format
         self._is_speech = is_speech

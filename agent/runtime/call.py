@@ -36,7 +36,7 @@ from agent.adapters.ari.models import (
     StasisEnd,
 )
 from agent.adapters.media import PortPool, RtpSession
-from agent.config import Config
+from agent.config import Config, office_hours, segmenter_settings
 from agent.core import g711
 from agent.core.dialog.commands import (
     BookSlot,
@@ -169,7 +169,7 @@ class CallSession:
         self._events: CallEvents | None = None
         self._inbox: Inbox = asyncio.Queue()
         self._helpers: set[asyncio.Task[Any]] = set()
-        self._segmenter = Segmenter(cfg.vad, audio_format="pcm16")
+        self._segmenter = Segmenter(segmenter_settings(cfg.vad), audio_format="pcm16")
         self._vad = engines.make_vad()
         self._speaking_interruptible = True
         self._caller_gone = asyncio.Event()
@@ -260,7 +260,7 @@ class CallSession:
                 self.clock(),
                 caller_number=self.channel.caller.number,
                 caller_name=self.channel.caller.name,
-                office_open=is_office_open(self.clock(), self.cfg.practice),
+                office_open=is_office_open(self.clock(), office_hours(self.cfg.practice)),
             )
         )
         while True:

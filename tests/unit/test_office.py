@@ -57,13 +57,6 @@ def test_route_call_soft_launch_capacity_health() -> None:
     assert route(night, healthy=False).reason == "unhealthy"
 
 
-def test_the_practice_section_is_still_read_as_office_hours() -> None:
-    # agent/runtime/call.py passes its [practice] section until it builds OfficeHours itself.
-    practice = PracticeConfig()
-    for now in (ny(2026, 11, 23, 9), ny(2026, 11, 23, 17), ny(2026, 11, 28, 10)):
-        assert is_office_open(now, practice) == is_office_open(now, P)
-
-
 def test_hours_sentence_groups_days() -> None:
     from agent.core.office import hours_sentence
 

@@ -139,11 +139,11 @@ def test_a_click_in_the_trailing_silence_neither_resumes_nor_delays_the_end() ->
     assert f.of(UtteranceEnded)[0].end_ms == 500 + 600
 
 
-def test_the_vad_section_is_still_read_as_segmenter_settings() -> None:
-    # agent/runtime/call.py passes its [vad] section until it builds SegmenterSettings itself.
+def test_the_vad_section_becomes_segmenter_settings() -> None:
     vad = dataclasses.replace(VadConfig(), max_utterance_s=2.5, preroll_ms=100)
-    assert Segmenter(vad).settings == segmenter_settings(vad)
-    assert segmenter_settings(vad).max_utterance_ms == 2500
+    settings = segmenter_settings(vad)
+    assert settings.max_utterance_ms == 2500 and settings.preroll_ms == 100
+    assert Segmenter(settings).settings == settings
 
 
 def test_max_utterance_cuts_and_a_new_one_starts_at_once() -> None:
