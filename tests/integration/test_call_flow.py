@@ -221,6 +221,11 @@ async def test_nothing_leaks_after_200_calls(tmp_path) -> None:
 
         tasks_100, fds_100 = await batches(0)
         tasks_200, fds_200 = await batches(100)
+        for _ in range(20):  # short-lived tasks (keep-alive HTTP handlers) may still be ending
+            if tasks_200 <= tasks_100 + 2:
+                break
+            await asyncio.sleep(0.1)
+            tasks_200 = len(asyncio.all_tasks())
         assert kit.sup.total_calls == 200
         # A caller gone before the agent had set the call up is a hang-up, not a crash.
         assert not [o for o in kit.obs.outcomes if o in ("crashed", "handed_back:error")]
