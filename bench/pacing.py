@@ -23,8 +23,8 @@ import numpy as np
 
 from agent.adapters.media import PortPool, RtpSession
 from agent.config import MediaConfig
+from agent.core.frames import FRAME_S, ULAW_FRAME_BYTES
 from agent.core.g711 import ulaw_encode
-from agent.core.pacer import FRAME_BYTES, FRAME_S
 
 PROMPT_S = 1.0
 
@@ -86,7 +86,7 @@ def run(quick: bool) -> dict[str, object]:
             process.kill()
     t = np.array([a for a, _ in arrivals])
     slots = np.array(
-        [((ts - session.initial_timestamp) % 2**32) // FRAME_BYTES for _, ts in arrivals]
+        [((ts - session.initial_timestamp) % 2**32) // ULAW_FRAME_BYTES for _, ts in arrivals]
     )
     error_ms = (t - (session.schedule_start + slots * FRAME_S)) * 1000.0
     per_s = int(1 / FRAME_S)

@@ -19,7 +19,7 @@ from agent.config import PracticeConfig, TtsConfig
 from agent.engines.telephone import available_voices, synthesize_caller
 from agent.engines.tts import EspeakTts, PiperTts, TtsEngine
 from agent.errors import EngineError
-from agent.runtime.prompts import PromptCache, static_prompts
+from agent.runtime.prompt_cache import PromptCache, static_prompts
 
 PROMPTS = [
     "Your appointment with Doctor Patel is on Tuesday at ten forty.",  # 10 words

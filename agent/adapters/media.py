@@ -46,8 +46,9 @@ from typing import Any
 from agent.config import MediaConfig
 from agent.core import g711
 from agent.core.admission import DropReason, SsrcLatch, TokenBucket
+from agent.core.frames import FRAME_S
 from agent.core.jitter import MAX_PACKET_SAMPLES, JitterBuffer, JitterFrame, JitterStats
-from agent.core.pacer import FRAME_S, Pacer, PacerStats, split_frames
+from agent.core.pacer import Pacer, PacerStats, split_frames
 from agent.core.rtp import PT_PCMA, PT_PCMU, RtpPacket
 from agent.errors import MediaError
 from agent.log import get_logger

@@ -15,7 +15,7 @@ import sys
 from agent.commands._config import resolve_config_path
 from agent.config import load_config
 from agent.errors import ConfigError
-from agent.runtime.service import pid_file
+from agent.runtime.lifecycle import pid_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

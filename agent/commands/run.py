@@ -2,7 +2,7 @@
 
 The command line's part: the configuration (fails fast with file/key/expected), logging, and what
 each way of stopping prints and exits with. The agent itself, its start-up order, reloads and
-shutdown, is ``agent.runtime.service.serve``.
+shutdown, is ``agent.runtime.lifecycle.serve``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from agent.commands._config import config_for_command
 from agent.errors import AriUnauthorized, MedAgentError
 from agent.log import configure_logging
-from agent.runtime.service import serve
+from agent.runtime.lifecycle import serve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -42,14 +42,10 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from agent.core.frames import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, ULAW_SILENCE_FRAME
 from agent.core.g711 import ULAW_SILENCE
 from agent.core.rtp import SEQ_MOD, TS_MOD, RtpPacket, seq_distance
 
-FRAME_SAMPLES = 160
-"""Samples (= μ-law bytes) in one 20 ms frame at 8 kHz."""
-FRAME_S = 0.020
-SAMPLE_RATE = 8000
-SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_SAMPLES
 MAX_PACKET_SAMPLES = 1600
 """The most audio one packet may carry (200 ms). G.711 packets are at most 120 ms in practice (and
 must fit a 1500-byte MTU); the media edge drops larger ones, and a timestamp gap wider than this
@@ -164,7 +160,7 @@ class _Framer:
     def flush(self, out: list[JitterFrame]) -> None:
         """Pad what is held with silence into a last frame."""
         if self._buf:
-            self._buf += SILENCE_FRAME[len(self._buf) :]
+            self._buf += ULAW_SILENCE_FRAME[len(self._buf) :]
             out.append(JitterFrame(bytes(self._buf), self._seq, self._ts, self._status))
             self._buf.clear()
 
@@ -276,7 +272,7 @@ class JitterBuffer:
                 slots = math.floor((now - self.max_delay_s - stream.due_at) / FRAME_S + 1 + 1e-9)
                 for _ in range(max(0, slots)):
                     self._emit(
-                        SILENCE_FRAME,
+                        ULAW_SILENCE_FRAME,
                         stream.next_ext % SEQ_MOD,
                         (stream.next_ts + stream.fill_pending) % TS_MOD,
                         FrameStatus.FILL,

@@ -28,20 +28,16 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agent.core.frames import FRAME_S, ULAW_FRAME_BYTES, ULAW_SILENCE_FRAME
 from agent.core.g711 import ULAW_SILENCE
 from agent.core.rtp import PT_PCMU, SEQ_MOD, TS_MOD, RtpPacket
-
-FRAME_BYTES = 160
-"""μ-law bytes (= samples at 8 kHz) in one 20 ms frame."""
-FRAME_S = 0.020
-COMFORT_SILENCE = bytes([ULAW_SILENCE]) * FRAME_BYTES
 
 
 def split_frames(ulaw: bytes) -> list[bytes]:
     """Cut μ-law bytes into 160-byte frames, padding the last one with μ-law silence (0xFF)."""
-    frames = [ulaw[i : i + FRAME_BYTES] for i in range(0, len(ulaw), FRAME_BYTES)]
-    if frames and len(frames[-1]) < FRAME_BYTES:
-        frames[-1] = frames[-1] + bytes([ULAW_SILENCE]) * (FRAME_BYTES - len(frames[-1]))
+    frames = [ulaw[i : i + ULAW_FRAME_BYTES] for i in range(0, len(ulaw), ULAW_FRAME_BYTES)]
+    if frames and len(frames[-1]) < ULAW_FRAME_BYTES:
+        frames[-1] = frames[-1] + bytes([ULAW_SILENCE]) * (ULAW_FRAME_BYTES - len(frames[-1]))
     return frames
 
 
@@ -109,8 +105,8 @@ class Pacer:
             raise ValueError("cannot enqueue after drain()")
         items = list(frames)
         for frame in items:
-            if len(frame) != FRAME_BYTES:
-                raise ValueError(f"pacer frames must be {FRAME_BYTES} bytes, got {len(frame)}")
+            if len(frame) != ULAW_FRAME_BYTES:
+                raise ValueError(f"pacer frames must be {ULAW_FRAME_BYTES} bytes, got {len(frame)}")
         if not items:
             # Nothing to send: it is played fully as soon as it is queued.
             self._done.append(PromptDone(tag, True))
@@ -189,12 +185,12 @@ class Pacer:
                 self._queued_tags.remove(tag)
                 self._done.append(PromptDone(tag, True))
         else:
-            payload = COMFORT_SILENCE
+            payload = ULAW_SILENCE_FRAME
             self.stats.silence += 1
         packet = RtpPacket(
             payload_type=self.payload_type,
             sequence_number=self._seq,
-            timestamp=(self._ts0 + self._slot * FRAME_BYTES) % TS_MOD,
+            timestamp=(self._ts0 + self._slot * ULAW_FRAME_BYTES) % TS_MOD,
             ssrc=self.ssrc,
             payload=payload,
         )

@@ -73,8 +73,9 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.config import SttConfig
+from agent.core.frames import PCM16_FRAME_BYTES
 from agent.core.resample import WHISPER_RATE, telephone_to_whisper
-from agent.engines.vad import FRAME_BYTES, Vad, build_vad
+from agent.engines.vad import Vad, build_vad
 from agent.errors import EngineError
 from agent.log import get_logger
 
@@ -363,10 +364,10 @@ def looks_wrong(h: Hypothesis, cfg: SttConfig, *, voiced_ms: int) -> bool:
 def voiced_ms(pcm16_8k: bytes, vad: Vad, *, min_run_frames: int = 3) -> int:
     """Milliseconds of voice per the VAD, counting only runs of ``min_run_frames`` consecutive
     20 ms speech frames: a click or pop is one frame, the shortest syllable is longer than 60 ms."""
-    n = len(pcm16_8k) // FRAME_BYTES
+    n = len(pcm16_8k) // PCM16_FRAME_BYTES
     total = run = 0
     for i in range(n):
-        if vad.is_speech(pcm16_8k[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]):
+        if vad.is_speech(pcm16_8k[i * PCM16_FRAME_BYTES : (i + 1) * PCM16_FRAME_BYTES]):
             run += 1
             continue
         total += run if run >= min_run_frames else 0

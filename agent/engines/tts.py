@@ -1,7 +1,7 @@
 """Speech out: text → 8 kHz μ-law, ready to be cut into 20 ms RTP frames.
 
 Engines are synchronous and small (``TtsEngine``); the runtime moves them off the event loop
-(``agent.runtime.prompts``). Two backends:
+(``agent.runtime.prompt_cache``). Two backends:
 
 - ``EspeakTts``: espeak-ng in-process through pyttsx3's binding of libespeak-ng (the design card's
   package; see ``_LibEspeak`` for why its engine loop is bypassed). Instant (~15 ms per prompt),

@@ -22,12 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.config import VadConfig
+from agent.core.frames import PCM16_FRAME_BYTES, SAMPLE_RATE
 from agent.core.resample import rms_dbfs
 from agent.errors import EngineError
-
-FRAME_MS = 20
-SAMPLE_RATE = 8000
-FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * 2  # 160 samples of int16
 
 # Telephone-band speech seen through a 20 ms Hann window is itself quite "peaky" (a steady vowel
 # puts 99 % of its energy in 10 of the 129 bins of a 256-point FFT), so the tone check must be
@@ -41,7 +38,7 @@ _LOW_BINS = 9  # bins 0..8 of 256 at 8 kHz: up to 250 Hz
 _LOW_SHARE = 0.85
 _NFFT = 256
 _BAND = slice(10, 110)  # 312-3406 Hz at 31.25 Hz a bin
-_WINDOW = np.hanning(FRAME_BYTES // 2)
+_WINDOW = np.hanning(PCM16_FRAME_BYTES // 2)
 
 
 class Vad(Protocol):
@@ -51,9 +48,9 @@ class Vad(Protocol):
 
 
 def _check_frame(frame: bytes) -> None:
-    if len(frame) != FRAME_BYTES:
+    if len(frame) != PCM16_FRAME_BYTES:
         raise ValueError(
-            f"VAD frame must be {FRAME_BYTES} bytes (20 ms of 8 kHz PCM16), got {len(frame)}"
+            f"VAD frame must be {PCM16_FRAME_BYTES} bytes (20 ms of 8 kHz PCM16), got {len(frame)}"
         )
 
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from agent.core.frames import FRAME_S
 from agent.core.g711 import ULAW_SILENCE, ulaw_decode
 from agent.core.rtp import SEQ_MOD
 from agent.log import get_logger
 from agent.pbxsim.dialplan import Dialplan, Step, Target, default_dialplan
 from agent.pbxsim.media import (
-    FRAME_S,
     Frame,
     FrameSource,
     RtpReceiver,

@@ -20,14 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.core.frames import FRAME_SAMPLES, SAMPLE_RATE
 from agent.core.g711 import ULAW_SILENCE, alaw_to_ulaw, ulaw_decode, ulaw_encode
 from agent.core.pacer import split_frames
 from agent.core.rtp import PT_PCMA, PT_PCMU, SEQ_MOD, TS_MOD, RtpPacket
-
-SAMPLE_RATE = 8000
-FRAME_SAMPLES = 160
-FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
-SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_SAMPLES
 
 
 @dataclass(frozen=True)

@@ -50,13 +50,13 @@ import yaml
 
 from agent.config import AriConfig, Config
 from agent.core import g711
+from agent.core.frames import FRAME_S
 from agent.errors import ConfigError
 from agent.log import get_logger
 from agent.runtime.hooks import CallObserver, MemoryRecords
 
 log = get_logger(__name__)
 
-FRAME_S = 0.02
 DEFAULT_STEP_TIMEOUT_S = 60.0
 STEP_KINDS = ("say", "audio", "dtmf", "silence", "hangup")
 
@@ -483,7 +483,7 @@ async def simulate(
     if opts.use_database:
         from agent.adapters.store import open_store
         from agent.adapters.store.scheduling import seed_demo
-        from agent.runtime.services import CallServices
+        from agent.runtime.practice_data import CallServices
 
         store = await open_store(cfg.database, cfg.practice)
         records = store.records

@@ -61,6 +61,7 @@ from agent.core.dialog.commands import (
 )
 from agent.core.dialog.commands import Event as DialogEvent
 from agent.core.dialog.machine import Dialog, DialogSettings, ProviderInfo, State
+from agent.core.frames import FRAME_S
 from agent.core.jitter import JitterFrame
 from agent.core.office import hours_sentence, is_office_open
 from agent.core.segmenter import BargeIn, Segmenter, SilenceBegan, SpeechResumed, UtteranceEnded
@@ -70,11 +71,10 @@ from agent.log import get_logger
 from agent.runtime.engines import Engines, SpeechResult
 from agent.runtime.fallback import OUR_CHANNEL_PREFIX, hand_to_fallback
 from agent.runtime.hooks import CallObserver, Records
-from agent.runtime.services import CallServices, demo_services
+from agent.runtime.practice_data import CallServices, demo_services
 
 log = get_logger(__name__)
 
-FRAME_S = 0.020
 STREAM_GAP_S = 0.2
 """No inbound frame for this long: the stream paused; count the gap as silence."""
 

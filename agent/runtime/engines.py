@@ -136,7 +136,7 @@ async def load_engines(cfg: Config) -> Engines:
     )
     from agent.engines.tts import build_tts
     from agent.engines.vad import build_vad
-    from agent.runtime.prompts import PromptCache, static_prompts
+    from agent.runtime.prompt_cache import PromptCache, static_prompts
 
     tts = await asyncio.to_thread(build_tts, cfg.tts)
     prompts = PromptCache(tts, static_prompts(cfg.practice), cfg.tts)

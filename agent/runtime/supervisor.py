@@ -30,7 +30,7 @@ from agent.runtime.fallback import (
     recover_stranded,
 )
 from agent.runtime.hooks import CallObserver, MemoryRecords, Records
-from agent.runtime.services import CallServices
+from agent.runtime.practice_data import CallServices
 from agent.runtime.taskset import TaskSet
 
 log = get_logger(__name__)
@@ -199,7 +199,7 @@ class Supervisor:
     async def reload(self, new: Config) -> list[str]:
         """Apply a new configuration to the calls that start from now on; calls in progress keep
         theirs. Returns the sections that changed but need a restart to take effect."""
-        from agent.runtime.prompts import static_prompts
+        from agent.runtime.prompt_cache import static_prompts
 
         needs_restart = [
             name

@@ -15,9 +15,9 @@ from structlog.testing import capture_logs
 
 from agent.adapters.media import PortPool, RtpSession
 from agent.config import MediaConfig
+from agent.core.frames import ULAW_SILENCE_FRAME
 from agent.core.g711 import alaw_encode, alaw_to_ulaw
 from agent.core.jitter import FrameStatus, JitterFrame
-from agent.core.pacer import COMFORT_SILENCE
 from agent.core.rtp import RtpPacket
 from agent.errors import MediaError
 
@@ -104,7 +104,7 @@ async def test_two_sessions_talking(pool: PortPool) -> None:
         start = payloads.index(prompt[0])
         assert payloads[start : start + 10] == prompt
         # Silence after it: the stream never stops between prompts.
-        assert payloads[start + 10 :] == [COMFORT_SILENCE] * (60 - start - 10)
+        assert payloads[start + 10 :] == [ULAW_SILENCE_FRAME] * (60 - start - 10)
         seqs = [f.sequence_number for f in frames]
         assert all((y - x) % 65536 == 1 for x, y in zip(seqs, seqs[1:], strict=False))
         assert a.stats.packets_sent >= 60 and b.stats.jitter.received >= 60
@@ -187,7 +187,7 @@ async def test_nothing_is_accepted_or_sent_before_the_remote_is_set(
         frames = await collect(session, 1)
         assert frames[0].payload == b"\x08" * 160  # nothing of what came before
         _t, data = await asyncio.wait_for(peer.received.get(), 1.0)
-        assert RtpPacket.parse(data).payload == COMFORT_SILENCE
+        assert RtpPacket.parse(data).payload == ULAW_SILENCE_FRAME
     finally:
         await session.close()
 
@@ -351,7 +351,7 @@ async def test_flush_mid_prompt_interrupts_it(pool: PortPool, peer: Peer) -> Non
         while not peer.received.empty():
             peer.received.get_nowait()
         _t, data = await asyncio.wait_for(peer.received.get(), 1.0)
-        assert RtpPacket.parse(data).payload == COMFORT_SILENCE
+        assert RtpPacket.parse(data).payload == ULAW_SILENCE_FRAME
     finally:
         await session.close()
 

@@ -15,9 +15,9 @@ from agent.adapters.store.crypto import (
     Keyring,
     generate_key_line,
     load_keyring,
-    normalise_name,
     parse_key_file,
 )
+from agent.core.names import normalise_name
 
 
 def test_round_trip_and_ciphertext_hides_plaintext(tmp_path: Path) -> None:

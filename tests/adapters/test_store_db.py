@@ -16,10 +16,10 @@ from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
 from agent.adapters.store.db import AGENT_ROLE, load_migrations, migrate, open_database, with_user
 from agent.adapters.store.embedded import EmbeddedPostgres
-from agent.adapters.store.patients import PatientDirectory
+from agent.adapters.store.patients import PgPatientDirectory
 from agent.config import DatabaseConfig, PracticeConfig
 from agent.core.dialog.commands import LookupPatient, PatientLookedUp
-from agent.runtime.services import CallServices
+from agent.runtime.practice_data import CallServices
 from tests.fakes import fake_store_pg
 
 pytestmark = pytest.mark.db
@@ -176,7 +176,7 @@ async def test_a_statement_held_up_by_a_lock_is_bounded_by_the_pool(
     db = await open_database(DatabaseConfig(dsn=pg_dsn, command_timeout_s=0.5))
     locker = await asyncpg.connect(pg_dsn)
     try:
-        directory = PatientDirectory(db.pool, keyring, audit_key)
+        directory = PgPatientDirectory(db.pool, keyring, audit_key)
         tx = locker.transaction()
         await tx.start()
         await locker.execute("LOCK TABLE patients IN ACCESS EXCLUSIVE MODE")  # a stuck database

@@ -11,7 +11,7 @@ import pytest
 from agent.adapters.store import audit
 from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring, generate_key_line, load_keyring, parse_key_file
-from agent.adapters.store.patients import PatientDirectory
+from agent.adapters.store.patients import PgPatientDirectory
 from agent.adapters.store.records import PgRecords
 from agent.adapters.store.rekey import SEALED, reseal
 from agent.adapters.store.spool import Spool
@@ -44,7 +44,7 @@ async def test_rotate_reseal_retire(pool: asyncpg.Pool, tmp_path: Path) -> None:
     await records.turn("c1", speaker="caller", text="my refill please", at=NOW)
     await records.save("c1", kind="refill", data={"medication": "x"}, urgent=False, at=NOW)
     await records.call_ended("c1", summary={"urgency": "routine"}, outcome="completed", at=NOW)
-    pid = await PatientDirectory(pool, old, AUDIT).add(
+    pid = await PgPatientDirectory(pool, old, AUDIT).add(
         name="Testy McTestface", dob=date(1901, 1, 1), phone="5550100001", actor="t", now=NOW
     )
     assert await _key_ids(pool) == {"k1"}
@@ -67,7 +67,7 @@ async def test_rotate_reseal_retire(pool: asyncpg.Pool, tmp_path: Path) -> None:
     # Retire k1: everything opens with k2 alone, and after a reseal patients are found again.
     only_new = parse_key_file(key_file.read_text().splitlines()[-1])
     assert (await reseal(pool, only_new, AUDIT, actor="cli", now=NOW))["blind_index"] == 1
-    directory = PatientDirectory(pool, only_new, AUDIT)
+    directory = PgPatientDirectory(pool, only_new, AUDIT)
     assert [
         p.id for p in await directory.find("testy mctestface", date(1901, 1, 1), actor="t", now=NOW)
     ] == [pid]

@@ -14,7 +14,7 @@ import pytest
 from agent.adapters.store import audit
 from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
-from agent.adapters.store.patients import PatientDirectory
+from agent.adapters.store.patients import PgPatientDirectory
 from agent.adapters.store.scheduling import (
     DEMO_PATIENTS,
     PgScheduler,
@@ -83,7 +83,7 @@ def test_part_of_day_and_ranking_by_preference() -> None:
 
 async def _seeded(pool: asyncpg.Pool, keyring: Keyring) -> tuple[PgScheduler, str, str]:
     await seed_demo(pool, PracticeConfig(), keyring, AUDIT, today=TODAY, now=NOW, days=7)
-    directory = PatientDirectory(pool, keyring, AUDIT)
+    directory = PgPatientDirectory(pool, keyring, AUDIT)
     a = (await directory.find(DEMO_PATIENTS[0][0], DEMO_PATIENTS[0][1], actor="t", now=NOW))[0]
     b = (await directory.find(DEMO_PATIENTS[1][0], DEMO_PATIENTS[1][1], actor="t", now=NOW))[0]
     return PgScheduler(pool, NY, AUDIT), a.id, b.id
@@ -210,7 +210,7 @@ async def test_reschedule_cancel_and_listing(pool: asyncpg.Pool, keyring: Keyrin
 
 @pytest.mark.db
 async def test_patient_lookup_by_name_and_dob(pool: asyncpg.Pool, keyring: Keyring) -> None:
-    directory = PatientDirectory(pool, keyring, AUDIT)
+    directory = PgPatientDirectory(pool, keyring, AUDIT)
     now = datetime(2026, 11, 2, 12, tzinfo=UTC)
     pid = await directory.add(
         name="Ann O'Example",

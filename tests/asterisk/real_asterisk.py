@@ -45,6 +45,7 @@ import websockets
 from agent.adapters.ari.client import AriClient
 from agent.adapters.asterisk_conf import fill_in, parse, set_dialplan_variables
 from agent.config import AriConfig, Config, MediaConfig, PracticeConfig, TransferConfig
+from agent.core.frames import ULAW_FRAME_BYTES
 from agent.core.g711 import ULAW_SILENCE
 from agent.core.rtp import PT_PCMU, RtpPacket
 from agent.engines.tts import EspeakTts
@@ -61,7 +62,6 @@ DEFAULT_RUN = ROOT.parent / "shared" / "asterisk" / "asterisk-run"
 
 ARI_APP = "medical-agent"
 ARI_USER = "medagent"
-FRAME_BYTES = 160
 """20 ms of 8 kHz μ-law: what Asterisk sends per RTP packet and what we send back."""
 
 
@@ -669,12 +669,14 @@ class MediaLeg:
     async def send(self, ulaw: bytes, *, realtime: bool = True) -> None:
         """Play μ-law bytes into the call, 160 bytes per RTP packet, paced at 20 ms."""
         start = time.monotonic()
-        for i, offset in enumerate(range(0, len(ulaw), FRAME_BYTES)):
-            frame = ulaw[offset : offset + FRAME_BYTES].ljust(FRAME_BYTES, bytes([ULAW_SILENCE]))
+        for i, offset in enumerate(range(0, len(ulaw), ULAW_FRAME_BYTES)):
+            frame = ulaw[offset : offset + ULAW_FRAME_BYTES].ljust(
+                ULAW_FRAME_BYTES, bytes([ULAW_SILENCE])
+            )
             packet = RtpPacket(PT_PCMU, self._seq, self._ts, self.ssrc, frame)
             self._transport.sendto(packet.serialize(), self.remote)
             self._seq = (self._seq + 1) & 0xFFFF
-            self._ts = (self._ts + FRAME_BYTES) & 0xFFFFFFFF
+            self._ts = (self._ts + ULAW_FRAME_BYTES) & 0xFFFFFFFF
             if realtime:
                 delay = start + (i + 1) * 0.02 - time.monotonic()
                 if delay > 0:

@@ -18,7 +18,7 @@ from agent.core.understanding import Entity, RedFlag, Understanding
 from agent.engines.tts import EspeakTts
 from agent.engines.vad import build_vad
 from agent.runtime.engines import Engines, SpeechResult
-from agent.runtime.prompts import PromptCache, static_prompts
+from agent.runtime.prompt_cache import PromptCache, static_prompts
 
 UNCLEAR = "<unclear>"
 """A script line for speech the recogniser could not make out (no words, ``unclear``)."""

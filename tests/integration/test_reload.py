@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime.service import _reload
+from agent.runtime.lifecycle import _reload
 from tests.integration.callkit import call_kit
 
 pytestmark = pytest.mark.e2e

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from agent.config import PracticeConfig, SttConfig, VadConfig, segmenter_settings
+from agent.core.frames import PCM16_FRAME_BYTES
 from agent.core.g711 import ulaw_decode
 from agent.core.resample import float_to_pcm16
 from agent.core.segmenter import Segmenter, SilenceBegan, UtteranceEnded
@@ -27,7 +28,7 @@ from agent.engines.stt import (
     normalise,
     stt_prompt,
 )
-from agent.engines.vad import FRAME_BYTES, build_vad
+from agent.engines.vad import build_vad
 
 pytestmark = pytest.mark.slow
 
@@ -177,8 +178,8 @@ def test_vad_segmenter_and_stt_together_and_the_speculative_pass_matches_the_fin
     seg = Segmenter(segmenter_settings(VadConfig()), is_speech=build_vad(VadConfig()).is_speech)
     events = [
         e
-        for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)
-        for e in seg.process_frame(pcm[i : i + FRAME_BYTES])
+        for i in range(0, len(pcm) - PCM16_FRAME_BYTES + 1, PCM16_FRAME_BYTES)
+        for e in seg.process_frame(pcm[i : i + PCM16_FRAME_BYTES])
     ]
     ended = [e for e in events if isinstance(e, UtteranceEnded)]
     silences = [e for e in events if isinstance(e, SilenceBegan)]

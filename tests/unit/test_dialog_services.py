@@ -33,7 +33,7 @@ from agent.core.dialog.commands import (
 )
 from agent.core.dialog.machine import Dialog, DialogSettings, ProviderInfo, State
 from agent.core.understanding import Entity, Understanding
-from agent.runtime.services import (
+from agent.runtime.practice_data import (
     CallServices,
     FakePatient,
     InMemoryDirectory,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         """mypy checks that CallServices can run on the PostgreSQL scheduler."""
         return s
 
-    def _store_directory_fits(d: patients.PatientDirectory) -> PatientDirectory:
+    def _store_directory_fits(d: patients.PgPatientDirectory) -> PatientDirectory:
         """mypy checks that the PostgreSQL directory can be passed where the dialog's is wanted."""
         return d
 

@@ -20,7 +20,8 @@ from agent.adapters.ari.models import Event, parse_event
 from agent.adapters.fastagi import FastAgiServer, parse_environment
 from agent.adapters.media import PortPool, RtpSession
 from agent.config import AgiConfig, AriConfig, MediaConfig, PracticeConfig
-from agent.core.jitter import FRAME_SAMPLES, MAX_PACKET_SAMPLES, JitterBuffer, JitterFrame
+from agent.core.frames import FRAME_SAMPLES
+from agent.core.jitter import MAX_PACKET_SAMPLES, JitterBuffer, JitterFrame
 from agent.core.rtp import RtpPacket
 
 HOST = "127.0.0.1"

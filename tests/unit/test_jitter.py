@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core.jitter import SILENCE_FRAME, FrameStatus, JitterBuffer, JitterFrame
+from agent.core.frames import ULAW_SILENCE_FRAME
+from agent.core.jitter import FrameStatus, JitterBuffer, JitterFrame
 from agent.core.rtp import RtpPacket
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "rtp"
@@ -77,7 +78,7 @@ def test_missing_packet_is_given_up_after_max_delay_and_concealed() -> None:
         (3, FrameStatus.LOST),
         (4, FrameStatus.RECEIVED),
     ]
-    assert frames[0].payload == SILENCE_FRAME and frames[0].lost
+    assert frames[0].payload == ULAW_SILENCE_FRAME and frames[0].lost
     assert [f.timestamp for f in frames] == [320, 480, 640]
     assert jb.stats.lost == 2
     # The real packet 2 arriving now is too late: its slot was given up on.
@@ -130,7 +131,7 @@ def test_silent_gap_is_filled_on_the_20ms_clock_and_stream_resumes() -> None:
     fills = [f for f in out if f.status is FrameStatus.FILL]
     # Last packet at 0.18; slots due from 0.20 on are filled once 60 ms overdue, up to 1.18.
     assert 45 <= len(fills) <= 48
-    assert all(f.payload == SILENCE_FRAME and f.lost for f in fills)
+    assert all(f.payload == ULAW_SILENCE_FRAME and f.lost for f in fills)
     assert [f.sequence_number for f in out if not f.lost] == list(range(15))
     assert jb.stats.lost == 0 and jb.stats.late == 0
     assert jb.stats.filled == len(fills)
@@ -324,7 +325,7 @@ def test_any_packet_size_comes_out_as_20ms_frames_covering_the_same_audio(sizes:
     total = sum(sizes)
     whole = joined(out)
     assert whole[:total] == audio(0, total)
-    assert whole[total:] == SILENCE_FRAME[: len(whole) - total]  # the last frame padded
+    assert whole[total:] == ULAW_SILENCE_FRAME[: len(whole) - total]  # the last frame padded
     assert len(whole) - total < 160
     # Frame timestamps are continuous: frame k starts at sample 160 k of the stream.
     assert [f.timestamp for f in out] == [160 * k for k in range(len(out))]

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core.pacer import COMFORT_SILENCE, FRAME_BYTES, Pacer, PromptDone, split_frames
+from agent.core.frames import ULAW_FRAME_BYTES, ULAW_SILENCE_FRAME
+from agent.core.pacer import Pacer, PromptDone, split_frames
 
 
 def make(
@@ -22,7 +23,7 @@ def make(
 
 
 def frames(n: int, fill: int) -> list[bytes]:
-    return [bytes([fill]) * FRAME_BYTES] * n
+    return [bytes([fill]) * ULAW_FRAME_BYTES] * n
 
 
 def test_split_frames_pads_the_last_frame_with_ulaw_silence() -> None:
@@ -51,10 +52,10 @@ def test_comfort_silence_when_nothing_is_queued_and_headers_continue_across_prom
     p.enqueue(frames(2, 0x11), "hello")
     sent += p.due(0.020) + p.due(0.040) + p.due(0.060)
     assert [x.payload for x in sent] == [
-        COMFORT_SILENCE,
+        ULAW_SILENCE_FRAME,
         frames(1, 0x11)[0],
         frames(1, 0x11)[0],
-        COMFORT_SILENCE,
+        ULAW_SILENCE_FRAME,
     ]
     assert [x.sequence_number for x in sent] == [65534, 65535, 0, 1]
     assert [x.timestamp for x in sent] == [2**32 - 320, 2**32 - 160, 0, 160]
@@ -91,7 +92,7 @@ def test_flush_interrupts_queued_prompts_at_once() -> None:
     assert p.flush() == ["a", "b"]
     assert p.pop_done() == [PromptDone("a", False), PromptDone("b", False)]
     assert p.stats.flushed_frames == 5
-    assert p.due(0.020)[0].payload == COMFORT_SILENCE
+    assert p.due(0.020)[0].payload == ULAW_SILENCE_FRAME
     assert p.flush() == []
 
 

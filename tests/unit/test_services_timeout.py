@@ -31,7 +31,7 @@ from agent.core.dialog.commands import (
 )
 from agent.core.dialog.machine import Dialog, DialogSettings, State
 from agent.core.understanding import Entity, Understanding
-from agent.runtime.services import CallServices, InMemoryScheduler, PatientRecord
+from agent.runtime.practice_data import CallServices, InMemoryScheduler, PatientRecord
 
 PRACTICE = PracticeConfig()
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from agent.config import VadConfig, segmenter_settings
+from agent.core.frames import PCM16_FRAME_BYTES
 from agent.core.g711 import ulaw_decode
 from agent.core.resample import float_to_pcm16, rms_dbfs
 from agent.core.segmenter import Segmenter, UtteranceEnded, UtteranceStarted
 from agent.engines.vad import (
-    FRAME_BYTES,
     GatedVad,
     Vad,
     WebRtcVad,
@@ -82,7 +82,10 @@ def clicks() -> np.ndarray:
 
 def frames(samples: np.ndarray) -> list[bytes]:
     pcm = float_to_pcm16(samples).astype("<i2").tobytes()
-    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
+    return [
+        pcm[i : i + PCM16_FRAME_BYTES]
+        for i in range(0, len(pcm) - PCM16_FRAME_BYTES + 1, PCM16_FRAME_BYTES)
+    ]
 
 
 def speech_rate(vad: Vad, samples: np.ndarray) -> float:
@@ -92,7 +95,10 @@ def speech_rate(vad: Vad, samples: np.ndarray) -> float:
 
 def clip_frames(name: str) -> list[bytes]:
     pcm = ulaw_decode((AUDIO / name).read_bytes()).astype("<i2").tobytes()
-    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
+    return [
+        pcm[i : i + PCM16_FRAME_BYTES]
+        for i in range(0, len(pcm) - PCM16_FRAME_BYTES + 1, PCM16_FRAME_BYTES)
+    ]
 
 
 CLIPS = [c["file"] for c in json.loads((AUDIO / "clips.json").read_text())]

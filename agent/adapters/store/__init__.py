@@ -24,7 +24,7 @@ from agent.adapters.store.anchor import Anchorer, AnchorFile, anchor_path
 from agent.adapters.store.audit import AuditKey, load_audit_key
 from agent.adapters.store.crypto import Keyring, load_keyring
 from agent.adapters.store.db import Database, open_database
-from agent.adapters.store.patients import PatientDirectory
+from agent.adapters.store.patients import PgPatientDirectory
 from agent.adapters.store.records import PgRecords
 from agent.adapters.store.scheduling import PgScheduler
 from agent.adapters.store.spool import Spool
@@ -39,7 +39,7 @@ class Store:
     keys: Keyring
     audit_key: AuditKey
     records: PgRecords
-    patients: PatientDirectory
+    patients: PgPatientDirectory
     scheduler: PgScheduler
     anchorer: Anchorer
 
@@ -94,7 +94,7 @@ async def open_store(cfg: DatabaseConfig, practice: PracticeConfig) -> Store:
         keys,
         audit_key,
         records,
-        PatientDirectory(database.pool, keys, audit_key),
+        PgPatientDirectory(database.pool, keys, audit_key),
         PgScheduler(database.pool, ZoneInfo(practice.timezone), audit_key),
         anchorer,
     )

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import stat
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from agent.core.names import normalise_name
 from agent.errors import StoreError
 from agent.log import get_logger
 
@@ -135,14 +135,6 @@ class Keyring:
         """Keyed HMAC of the normalised name and DOB: equal for "Ann  O'Neil" and "ann oneil"."""
         msg = f"{normalise_name(name)}|{dob.isoformat()}".encode()
         return hmac.new(self._index_key(), msg, hashlib.sha256).digest()
-
-
-def normalise_name(name: str) -> str:
-    """Case, accents, punctuation and spacing folded away: what a caller's spelling varies in."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    words = re.findall(r"[a-z0-9]+", letters.lower().replace("'", "").replace("\u2019", ""))
-    return " ".join(words)
 
 
 def generate_key_line(kid: str) -> str:

@@ -27,7 +27,7 @@ class Patient:
     medications: list[str] = field(default_factory=list)
 
 
-class PatientDirectory:
+class PgPatientDirectory:
     def __init__(self, pool: asyncpg.Pool, keys: Keyring, audit_key: AuditKey) -> None:
         self.pool = pool
         self.keys = keys

@@ -24,7 +24,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 from agent.adapters.store import audit
 from agent.adapters.store.audit import AuditKey
 from agent.adapters.store.crypto import Keyring
-from agent.adapters.store.patients import PatientDirectory
+from agent.adapters.store.patients import PgPatientDirectory
 from agent.config import PracticeConfig
 from agent.errors import StoreError
 
@@ -360,7 +360,7 @@ async def seed_demo(
                         end,
                     )
     await generate_slots(pool, today, days, tz)
-    directory = PatientDirectory(pool, keys, audit_key)
+    directory = PgPatientDirectory(pool, keys, audit_key)
     for name, dob, phone, meds in DEMO_PATIENTS:
         if not await directory.find(name, dob, actor="seed", now=now):
             await directory.add(

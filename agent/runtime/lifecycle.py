@@ -47,7 +47,7 @@ async def serve(
     from agent.adapters.store import open_store
     from agent.runtime.engines import load_engines
     from agent.runtime.metrics import Metrics, MetricsObserver
-    from agent.runtime.services import CallServices
+    from agent.runtime.practice_data import CallServices
     from agent.runtime.supervisor import Supervisor
 
     stop = asyncio.Event()

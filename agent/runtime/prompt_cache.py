@@ -27,14 +27,15 @@ from pathlib import Path
 
 from agent.config import PracticeConfig, TtsConfig
 from agent.core.dialog.prompts import STATIC
-from agent.core.pacer import FRAME_BYTES, split_frames
+from agent.core.frames import ULAW_FRAME_BYTES
+from agent.core.pacer import split_frames
 from agent.engines.tts import TtsEngine
 from agent.log import get_logger
 
 log = get_logger(__name__)
 
 
-__all__ = ["FRAME_BYTES", "PromptCache", "frames", "static_prompts"]
+__all__ = ["PromptCache", "frames", "static_prompts"]
 
 
 def frames(ulaw: bytes) -> list[bytes]:
@@ -111,7 +112,7 @@ class PromptCache:
             rendered=rendered,
             loaded=loaded,
             seconds=time.perf_counter() - started,
-            audio_seconds=sum(len(f) for f in self._static.values()) * FRAME_BYTES / 8000,
+            audio_seconds=sum(len(f) for f in self._static.values()) * ULAW_FRAME_BYTES / 8000,
         )
         log.info(
             "prompts_ready",

@@ -3,7 +3,7 @@
 The dialog core cannot touch a database; it returns ``LookupPatient``, ``FindSlots``, ``BookSlot``…
 and the call session hands each to ``CallServices.execute``, which answers with the matching result
 event. The backends are the record store's own interfaces: ``PatientDirectory`` below (which
-``agent.adapters.store.patients.PatientDirectory`` satisfies) and
+``agent.adapters.store.patients.PgPatientDirectory`` satisfies) and
 ``agent.adapters.store.scheduling.Scheduler`` (``PgScheduler``; FHIR or calendar adapters later).
 The in-memory versions at the bottom hold the same clearly synthetic patients as the store's demo
 seed, and generated slots; the stand-in, the tests and the demo use them when no store is given.
@@ -60,6 +60,7 @@ from agent.core.dialog.commands import (
     SlotPreferences,
     SlotsFound,
 )
+from agent.core.names import normalise_name
 from agent.core.office import WEEKDAYS, parse_span
 from agent.log import get_logger
 
@@ -345,11 +346,6 @@ DEMO_PATIENTS = tuple(
     for i, (name, dob, phone, meds) in enumerate(STORE_DEMO_PATIENTS)
 )
 """The record store's demo people (``seed_demo``), so a demo call works against either backend."""
-
-
-def normalise_name(name: str) -> str:
-    """Case, punctuation and spacing do not matter: "o'brien" = "O Brien"."""
-    return " ".join(re.findall(r"[a-z]+", name.casefold()))
 
 
 class InMemoryDirectory:
