@@ -310,7 +310,7 @@ def test_a_secret_file_owned_by_someone_else_is_warned_about(
     if os.geteuid() == 0:
         os.chown(secret, 4242, 4242)  # as root: give it to a user that is neither us nor root
     else:  # pragma: no cover - the tests usually run as root
-        monkeypatch.setattr("agent.config.os.geteuid", lambda: os.getuid() + 1)
+        monkeypatch.setattr("agent.config.coercion.os.geteuid", lambda: os.getuid() + 1)
     cfg = parse_config({"ari": {"password_file": str(secret)}})
     owner = secret.stat().st_uid
     assert cfg.warnings == (
