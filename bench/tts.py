@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 from agent.config import PracticeConfig, TtsConfig
-from agent.engines.telephone import available_voices, synthesize_caller
 from agent.engines.tts import EspeakTts, PiperTts, TtsEngine
 from agent.errors import EngineError
+from agent.pbxsim.callers import available_voices, synthesize_caller
 from agent.runtime.prompt_cache import PromptCache, static_prompts
 
 PROMPTS = [

@@ -1,8 +1,9 @@
 """``medagent eval``: how well we understand callers, measured on a labelled development set.
 
 The measuring is ``agent.engines.nlu.evaluate`` (the sets, the scoring, the report, the audio
-round); this picks the set and the mode, prints, and exits 1 under ``--strict`` when a target in
-``TARGETS`` is missed.
+round); this picks the set and the mode, hands the audio round its test callers
+(``agent.pbxsim.callers``), prints, and exits 1 under ``--strict`` when a target in ``TARGETS`` is
+missed.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--voices",
         default=",".join(DEFAULT_VOICES),
-        help="comma-separated voices for --audio (as agent.engines.telephone names them)",
+        help="comma-separated voices for --audio (as agent.pbxsim.callers names them)",
     )
     parser.add_argument(
         "--noise-db", type=float, default=-45.0, help="line noise level for --audio (dBFS)"
@@ -101,7 +102,20 @@ def run(args: argparse.Namespace) -> int:
     if args.audio:
         voices = [v for v in args.voices.split(",") if v]
         try:
-            per_voice = audio_eval(cfg, understander, items, voices, args.noise_db, now)
+            # The stand-in's synthetic callers speak the utterances; the engines may not import
+            # pbxsim (it sits above them), so they are handed in here.
+            from agent.pbxsim import callers
+
+            per_voice = audio_eval(
+                cfg,
+                understander,
+                items,
+                voices,
+                args.noise_db,
+                now,
+                synthesize=callers.synthesize_caller,
+                language_of=lambda voice: callers.caller_voice(voice).language,
+            )
         except (EngineError, ImportError) as exc:
             print(f"medagent eval --audio: {exc}", file=sys.stderr)
             return 2

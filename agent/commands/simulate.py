@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--voice",
-        help="caller voice (see agent.engines.telephone.VOICES); default joe when installed",
+        help="caller voice (see agent.pbxsim.callers.VOICES); default joe when installed",
     )
     parser.add_argument(
         "--noise-db", type=float, default=-50.0, help="line hiss level in dBFS (default -50)"

@@ -6,7 +6,7 @@
 
 Prints one JSON object per input (``Understanding.to_json``). Audio is transcribed by the STT engine
 first (``agent.engines.stt``); ``--telephone`` sends it through the phone-line model of
-``agent.engines.telephone`` (8 kHz, voice band, μ-law) so a clean recording sounds like a call.
+``agent.engines.phone_line`` (8 kHz, voice band, μ-law) so a clean recording sounds like a call.
 """
 
 from __future__ import annotations

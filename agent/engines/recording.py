@@ -1,14 +1,16 @@
 """Recordings → what the STT engine takes (signed 16-bit 8 kHz mono), for ``medagent understand
---audio`` and the tests.
+--audio`` and the tests; and recordings → 8 kHz μ-law for the stand-in's ``audio:`` caller steps
+(``load_audio_file``).
 
-Read here rather than by scipy: every header field is checked before it is used, so a damaged or
-hostile file ends in one ValueError naming the field (scipy's reader let through ZeroDivisionError,
-UnboundLocalError and struct.error, and odd sample rates made the resampler's filter, sized by the
-rates' ratio, take seconds and gigabytes).
+``load_pcm16_8k`` reads here rather than by scipy: every header field is checked before it is used,
+so a damaged or hostile file ends in one ValueError naming the field (scipy's reader let through
+ZeroDivisionError, UnboundLocalError and struct.error, and odd sample rates made the resampler's
+filter, sized by the rates' ratio, take seconds and gigabytes).
 """
 
 from __future__ import annotations
 
+import os
 import stat
 import struct
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ MAX_RECORDING_S = 300.0
 """Longest recording read: a long voicemail. A caller's turn is seconds."""
 MAX_RECORDING_BYTES = 64 << 20
 MAX_CHANNELS = 8
+RAW_ULAW_SUFFIXES = frozenset({".ulaw", ".ul", ".mulaw", ".pcmu"})
+"""File suffixes read as raw 8 kHz μ-law (what Asterisk records), with no header."""
 RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 """Sample rates read: the common ones, whose ratio to 8 kHz keeps the resampling filter short."""
 
@@ -48,13 +52,12 @@ def load_pcm16_8k(path: str, *, telephone: bool) -> bytes:
     """
     from agent.core.g711 import ulaw_decode
     from agent.core.resample import float_to_ulaw, to_telephone
-    from agent.engines import telephone as line
+    from agent.engines.phone_line import telephone_channel
 
     p = Path(path)
     raw = _read_recording(p)
     try:
-        # The suffixes agent.engines.telephone reads as raw μ-law.
-        if p.suffix.lower() in line._RAW_ULAW:
+        if p.suffix.lower() in RAW_ULAW_SUFFIXES:
             if not raw:
                 raise ValueError("empty μ-law file")
             if len(raw) / 8000 > MAX_RECORDING_S:
@@ -65,7 +68,7 @@ def load_pcm16_8k(path: str, *, telephone: bool) -> bytes:
         raise ValueError(f"{p}: {exc}") from None
     if not telephone:
         return to_telephone(samples, rate).tobytes()
-    return ulaw_decode(float_to_ulaw(line.telephone_channel(samples, rate))).tobytes()
+    return ulaw_decode(float_to_ulaw(telephone_channel(samples, rate))).tobytes()
 
 
 def _read_recording(p: Path) -> bytes:
@@ -184,3 +187,68 @@ def read_recording(raw: bytes) -> tuple[npt.NDArray[np.float32], int]:
         x = np.frombuffer(data, dtype="<i4") / 2147483648.0
     mono = x.reshape(-1, fmt.channels).mean(axis=1) if fmt.channels > 1 else x
     return np.asarray(mono, dtype=np.float32), fmt.rate
+
+
+# --------------------------------------------------------------------------------------------------
+# Recorded audio for the stand-in's ``audio:`` caller steps
+
+
+def load_audio_file(path: str | os.PathLike[str]) -> bytes:
+    """A recording → 8 kHz μ-law, keeping its level.
+
+    Accepts WAV (PCM 8/16/24/32-bit, float, μ-law or A-law; any rate; channels are averaged) and
+    raw 8 kHz μ-law (``.ulaw``, ``.ul``: what Asterisk records). Raises ``ValueError`` saying what is
+    wrong with the file.
+    """
+    from agent.core.resample import TELEPHONE_RATE, float_to_ulaw, resample
+    from agent.engines.tts import read_wav
+
+    p = Path(path)
+    if p.suffix.lower() in RAW_ULAW_SUFFIXES:
+        data = p.read_bytes()
+        if not data:
+            raise ValueError(f"{p}: empty μ-law file")
+        return data
+    data = p.read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"{p}: not a WAV file (no RIFF/WAVE header) and not a .ulaw file")
+    g711 = _g711_wav(data)
+    if g711 is not None:
+        samples, rate = g711
+    else:
+        try:
+            samples, rate = read_wav(data)
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from None
+    return float_to_ulaw(resample(samples, rate, TELEPHONE_RATE))
+
+
+def _g711_wav(data: bytes) -> tuple[npt.NDArray[np.float32], int] | None:
+    """Samples of a μ-law or A-law WAV (which scipy does not read); ``None`` for other WAVs."""
+    from agent.core.g711 import alaw_decode, ulaw_decode
+    from agent.core.resample import pcm16_to_float
+
+    fmt: tuple[int, int, int] | None = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        body = data[pos + 8 : pos + 8 + size]
+        if chunk_id == b"fmt ":
+            if len(body) < 16:
+                raise ValueError(f"WAV fmt chunk is {len(body)} bytes, expected at least 16")
+            tag, channels, rate = struct.unpack_from("<HHI", body)
+            if tag not in (_MULAW, _ALAW):
+                return None
+            fmt = (tag, channels, rate)
+        elif chunk_id == b"data" and fmt is not None:
+            tag, channels, rate = fmt
+            if channels < 1:
+                raise ValueError(f"WAV declares {channels} channels")
+            decoded = ulaw_decode(body) if tag == _MULAW else alaw_decode(body)
+            usable = len(decoded) - len(decoded) % channels
+            mono = decoded[:usable].reshape(-1, channels).astype(np.float64).mean(axis=1)
+            return pcm16_to_float(np.round(mono).astype(np.int16)), rate
+        pos += 8 + size + (size & 1)  # chunks are padded to an even length
+    if fmt is not None:
+        raise ValueError("G.711 WAV has no data chunk")
+    return None

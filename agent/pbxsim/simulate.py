@@ -580,7 +580,8 @@ async def _one_call(
     *,
     stt: Any = None,
 ) -> dict[str, Any]:
-    from agent.engines.telephone import available_voices, load_audio_file, synthesize_caller
+    from agent.engines.recording import load_audio_file
+    from agent.pbxsim.callers import available_voices, synthesize_caller
 
     phone_legs_before = {}
     for phone, behaviour in script.phones.items():

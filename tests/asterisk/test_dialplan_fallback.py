@@ -15,7 +15,7 @@ from real_asterisk import DIALPLANS, AriEvents, RealAsterisk, RealCaller, SipPho
 
 from agent.adapters.asterisk_conf import dialplan, load
 from agent.config import TransferConfig
-from agent.engines.telephone import synthesize_caller
+from agent.pbxsim.callers import synthesize_caller
 
 DID = "5551230000"
 Dial = Callable[..., Awaitable[RealCaller]]

@@ -78,11 +78,11 @@ def test_a_synthetic_phone_call_is_understood(model_dir: str, tmp_path: Path) ->
     import subprocess
     import sys
 
-    from agent.engines import telephone
+    from agent.pbxsim import callers
 
-    if "joe" not in telephone.available_voices():
+    if "joe" not in callers.available_voices():
         pytest.skip("the Piper voice is not installed")
-    ulaw = telephone.synthesize_caller("I need to cancel my appointment on Friday", "joe", seed=1)
+    ulaw = callers.synthesize_caller("I need to cancel my appointment on Friday", "joe", seed=1)
     recording = tmp_path / "call.ulaw"
     recording.write_bytes(ulaw)
     cfg = tmp_path / "medagent.toml"
@@ -112,12 +112,12 @@ def test_emergencies_spoken_over_the_phone_line_are_caught(model_dir: str) -> No
     is in the README; what must hold for every one is the call's safety net: flagged, or a
     symptom call (screening question first), or asked again - never filed as routine business."""
     from agent.core.g711 import ulaw_decode
-    from agent.engines import telephone
     from agent.engines.hearing import Ears
     from agent.engines.nlu.evaluate import as_a_call_cuts_it, spread
+    from agent.pbxsim import callers
 
     natural = [
-        v for v in ("joe", "joe-high", "joe-slow", "joe-fast") if v in telephone.available_voices()
+        v for v in ("joe", "joe-high", "joe-slow", "joe-fast") if v in callers.available_voices()
     ]
     if not natural:
         pytest.skip("the Piper voice is not installed")
@@ -127,7 +127,7 @@ def test_emergencies_spoken_over_the_phone_line_are_caught(model_dir: str) -> No
     results = []
     for n, item in enumerate(emergencies):
         voice = natural[n % len(natural)]
-        ulaw = telephone.synthesize_caller(item.text, voice, noise_db=-45, seed=n)
+        ulaw = callers.synthesize_caller(item.text, voice, noise_db=-45, seed=n)
         pcm = as_a_call_cuts_it(ulaw_decode(ulaw).tobytes(), cfg.vad, seed=n)
         results.append(ears.hear(pcm, now=NOW).understanding or ears.nothing(NOW))
     report = score(emergencies, results, min_confidence=cfg.nlu.min_confidence)

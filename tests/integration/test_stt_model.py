@@ -202,8 +202,8 @@ def second() -> FasterWhisperTranscriber:
 
 
 def test_the_second_model_tells_english_from_spanish(second: FasterWhisperTranscriber) -> None:
-    from agent.engines import telephone
     from agent.engines.nlu.evaluate import as_a_call_cuts_it
+    from agent.pbxsim import callers
 
     english = second.transcribe(clip("piper_refill.ulaw"), prompt=PROMPT)
     assert english.language == "en" and "refill" in english.text.lower()
@@ -211,7 +211,7 @@ def test_the_second_model_tells_english_from_spanish(second: FasterWhisperTransc
     # dev set the detector says Spanish for about 6 turns in 7 (`medagent eval --audio --voices
     # es`); this is one of the dev set's own sentences.
     text = "Quisiera una cita con la doctora Nguyen para el jueves."
-    pcm = ulaw_decode(telephone.synthesize_caller(text, "es", seed=1)).astype("<i2").tobytes()
+    pcm = ulaw_decode(callers.synthesize_caller(text, "es", seed=1)).astype("<i2").tobytes()
     spanish = second.transcribe(as_a_call_cuts_it(pcm, VadConfig(), seed=1), prompt=PROMPT)
     assert spanish.language == "es", spanish
     # Decoded in Spanish, not translated: the English prompt is left out for other languages.

@@ -18,7 +18,7 @@ from agent.config import PracticeConfig, TtsConfig
 from agent.core.frames import ULAW_FRAME_BYTES
 from agent.core.g711 import ULAW_SILENCE
 from agent.core.resample import float_to_ulaw, ulaw_to_float
-from agent.engines.telephone import available_voices, speech_level, synthesize_caller
+from agent.engines.phone_line import speech_level
 from agent.engines.tts import (
     EspeakTts,
     PiperTts,
@@ -26,6 +26,7 @@ from agent.engines.tts import (
     speakable,
     to_telephone_ulaw,
 )
+from agent.pbxsim.callers import available_voices, synthesize_caller
 from agent.runtime.prompt_cache import PromptCache, frames, static_prompts
 
 SENTENCE = "I would like to book a follow up appointment with my doctor next week."  # 14 words

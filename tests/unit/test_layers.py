@@ -113,7 +113,7 @@ def _targets(module: str, node: ast.AST) -> Iterable[str]:
         else:
             base = node.module or ""
         for alias in node.names:
-            # `from agent.engines import telephone` imports the module agent.engines.telephone;
+            # `from agent.engines import tts` imports the module agent.engines.tts;
             # `from agent.config import Config` imports a name of agent.config.
             submodule = f"{base}.{alias.name}"
             yield submodule if submodule in MODULES else base

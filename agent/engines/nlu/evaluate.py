@@ -3,8 +3,8 @@
 Text mode runs the ``Understander`` over every utterance of ``tests/data/nlu/dev.jsonl`` and reports
 intent accuracy (with a confusion matrix), recall per urgency, routine over-triage (routine calls we
 would escalate), red-flag recall and accuracy per language and per note (``asr``, ``elderly``…).
-``--audio`` first turns each English utterance into a phone call in several voices
-(``agent.engines.telephone.synthesize_caller``) and transcribes it with the STT engine, reporting WER
+``--audio`` first turns each English utterance into a phone call in several voices (the stand-in's
+test callers, which the command hands in) and transcribes it with the STT engine, reporting WER
 and the same measures per voice. A target of ``TARGETS`` missed fails ``medagent eval --strict``.
 
 The scoring (``score``) is pure: labelled items and results in, a ``Report`` out.
@@ -29,7 +29,7 @@ from agent.engines.nlu.classifier import normalize
 
 DEV_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "nlu" / "dev.jsonl"
 DEFAULT_VOICES = ("joe", "us-male", "us-female")
-"""Natural Piper voice and two espeak-ng voices (``agent.engines.telephone.VOICES``)."""
+"""Natural Piper voice and two espeak-ng voices (``agent.pbxsim.callers.VOICES``)."""
 
 TARGETS: dict[str, tuple[str, float]] = {
     "intent_accuracy": (">=", 0.95),
@@ -270,17 +270,24 @@ def audio_eval(
     voices: Sequence[str],
     noise_db: float,
     now: datetime,
+    *,
+    synthesize: Callable[..., bytes],
+    language_of: Callable[[str], str],
 ) -> dict[str, dict[str, Any]]:
+    """Each voice's utterances spoken over a phone line, heard as a call hears them, scored.
+
+    The test callers belong to the stand-in (``agent.pbxsim.callers``), a layer above the engines,
+    so the command hands them in: ``synthesize(text, voice, noise_db=…, seed=…)`` gives 8 kHz
+    μ-law and ``language_of(voice)`` the language that voice speaks.
+    """
     from agent.core.g711 import ulaw_decode
-    from agent.engines import telephone
     from agent.engines.hearing import Ears
 
     ears = Ears.from_config(cfg, understander)
-    synthesize: Callable[..., Any] = telephone.synthesize_caller
     per_voice: dict[str, dict[str, Any]] = {}
     for voice in voices:
         # Each voice speaks the utterances of its own language.
-        language = telephone.caller_voice(voice).language
+        language = language_of(voice)
         spoken = [i for i in items if i.lang == language]
         edits = words = first_edits = 0
         results = []
