@@ -1,6 +1,8 @@
-"""Asterisk REST Interface: our asyncio client (``client.py``) and typed models (``models.py``)."""
+"""Asterisk REST Interface: our asyncio client (``client.py``, built from ``rest.py``, the resource
+operations, ``events.py`` and ``routing.py``) and typed models (``models.py``)."""
 
-from agent.adapters.ari.client import AriClient, CallEvents, EventStream, backoff_delay
+from agent.adapters.ari.client import AriClient
+from agent.adapters.ari.events import backoff_delay
 from agent.adapters.ari.models import (
     Bridge,
     Channel,
@@ -11,6 +13,7 @@ from agent.adapters.ari.models import (
     UnknownEvent,
     parse_event,
 )
+from agent.adapters.ari.routing import CallEvents, EventStream
 
 __all__ = [
     "AriClient",
