@@ -18,7 +18,8 @@ from agent.config import load_config
 from agent.errors import ConfigError
 from agent.log import configure_logging, get_logger
 from agent.pbxsim.dialplan import Dialplan, default_dialplan
-from agent.pbxsim.engine import PbxSim, PbxSimConfig, PhoneConfig, SimLeg
+from agent.pbxsim.engine import PbxSim, PbxSimConfig
+from agent.pbxsim.handsets import PhoneConfig, SimLeg
 
 log = get_logger(__name__)
 

@@ -31,7 +31,8 @@ Known differences from Asterisk 23 (deliberate, or not recorded):
 """
 
 from agent.pbxsim.dialplan import Dialplan, default_dialplan
-from agent.pbxsim.engine import PbxSim, PbxSimConfig, PhoneConfig, SimLeg, SimPhone, Voicemail
+from agent.pbxsim.engine import PbxSim, PbxSimConfig
+from agent.pbxsim.handsets import PhoneConfig, SimLeg, SimPhone, Voicemail
 
 SimCaller = SimLeg
 

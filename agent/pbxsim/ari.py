@@ -31,7 +31,8 @@ from agent.pbxsim.model import (
 )
 
 if TYPE_CHECKING:  # annotations only: the engine imports this module to serve ARI
-    from agent.pbxsim.engine import PbxSim, SimChannel
+    from agent.pbxsim.engine import PbxSim
+    from agent.pbxsim.model import SimChannel
 
 log = get_logger("agent.pbxsim.ari")
 
@@ -291,7 +292,7 @@ class Ari:
         app = p.get("app", "")
         if not app and not p.get("extension"):
             raise RestError(400, "Application or extension must be specified")
-        ch = self.sim.create_phone_channel(phone, channel_id=channel_id, caller=caller)
+        ch = self.sim.originator.create_phone_channel(phone, channel_id=channel_id, caller=caller)
         ch.app = app or None
         ch.snap.dialplan.app_name, ch.snap.dialplan.app_data = "AppDial2", "(Outgoing Line)"
         ch.vars.update(_variables(body))
@@ -300,39 +301,24 @@ class Ari:
         snapshot = ch.snap.to_json()
         if app:
             ch.dial_task = self.sim.spawn(
-                self.sim.originate(ch, app, args, timeout), f"originate:{ch.snap.id}"
+                self.sim.originator.originate(ch, app, args, timeout), f"originate:{ch.snap.id}"
             )
         else:
             target = Target(
                 p.get("context", "default"), p.get("extension", "s"), _int(p, "priority", 1)
             )
             ch.dial_task = self.sim.spawn(
-                self._originate_to_dialplan(ch, target, timeout), f"originate:{ch.snap.id}"
+                self.sim.originator.originate_to_dialplan(ch, target, timeout),
+                f"originate:{ch.snap.id}",
             )
         return _json(snapshot)
-
-    async def _originate_to_dialplan(
-        self, ch: SimChannel, target: Target, timeout_s: float
-    ) -> None:
-        phone = ch.phone
-        assert phone is not None
-        self.sim.set_state(ch, "Ringing")
-        if phone.behaviour != "answer" or phone.ring_delay_s >= timeout_s:
-            await asyncio.sleep(0.005 if phone.behaviour == "busy" else timeout_s)
-            await self.sim.hangup(ch, by="phone", cause=17 if phone.behaviour == "busy" else 19)
-            return
-        await asyncio.sleep(phone.ring_delay_s)
-        if not ch.hungup:
-            self.sim.set_state(ch, "Up")
-            await phone._notify()
-            await self.sim._pbx(ch, target)
 
     async def create(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
         phone, caller = self._originate_target(p)
         app = p.get("app", "")
         if not app:
             raise RestError(400, "app cannot be empty")
-        ch = self.sim.create_phone_channel(
+        ch = self.sim.originator.create_phone_channel(
             phone, channel_id=p.get("channelId") or None, caller=caller
         )
         ch.vars.update(_variables(body))
@@ -344,15 +330,10 @@ class Ari:
         # Recorded: ChannelDialplan(Stasis) then StasisStart(Down), before the response.
         self.sim.emit_channel(ch, "ChannelDialplan", dialplan_app="Stasis", dialplan_app_data=data)
         ch.dial_task = self.sim.spawn(
-            self._created_in_stasis(ch, app, args), f"create:{ch.snap.id}"
+            self.sim.originator.created_in_stasis(ch, app, args), f"create:{ch.snap.id}"
         )
         await asyncio.sleep(0)
         return _json(snapshot)
-
-    async def _created_in_stasis(self, ch: SimChannel, app: str, args: list[str]) -> None:
-        target = await self.sim.enter_stasis(ch, app, args)
-        if target is not None and not ch.hungup:
-            await self.sim._pbx(ch, target)
 
     async def external_media(
         self, r: web.Request, p: Params, body: dict[str, Any]
@@ -378,7 +359,7 @@ class Ari:
         h, _, port = host.rpartition(":")
         if not h or not port.isdigit():
             raise RestError(400, "external_host must be host:port")
-        ch = await self.sim.external_media(
+        ch = await self.sim.originator.external_media(
             app=app,
             remote=(h, int(port)),
             external_host=host,
@@ -419,7 +400,9 @@ class Ari:
         if caller_id:
             self.channel(caller_id)
         timeout = float(_int(p, "timeout", 0))
-        ch.dial_task = self.sim.spawn(self.sim.ari_dial(ch, timeout), f"dial:{ch.snap.id}")
+        ch.dial_task = self.sim.spawn(
+            self.sim.originator.ari_dial(ch, timeout), f"dial:{ch.snap.id}"
+        )
         return _no_content()
 
     async def play(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
@@ -430,7 +413,7 @@ class Ari:
         if not ch.in_stasis:
             raise RestError(409, NOT_IN_STASIS)
         pid = r.match_info.get("playbackId") or p.get("playbackId") or None
-        pb = self.sim.play_on_channel(ch, ch.app or "", media, pid, p.get("lang", ""))
+        pb = self.sim.player.play_on_channel(ch, ch.app or "", media, pid, p.get("lang", ""))
         return _json(pb.snap.to_json(), 201)
 
     async def continue_(
@@ -504,11 +487,11 @@ class Ari:
     async def moh_start(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
-        self.sim.start_moh(self.stasis_channel(r.match_info["channelId"]))
+        self.sim.player.start_moh(self.stasis_channel(r.match_info["channelId"]))
         return _no_content()
 
     async def moh_stop(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        self.sim.stop_moh(self.stasis_channel(r.match_info["channelId"]))
+        self.sim.player.stop_moh(self.stasis_channel(r.match_info["channelId"]))
         return _no_content()
 
     # ---- bridges --------------------------------------------------------------------------------
@@ -543,7 +526,7 @@ class Ari:
     async def destroy_bridge(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
-        self.sim.destroy_bridge(self.bridge(r.match_info["bridgeId"]))
+        self.sim.bridging.destroy(self.bridge(r.match_info["bridgeId"]))
         return _no_content()
 
     def _bridge_channels(self, r: web.Request, p: Params) -> tuple[SimBridge, list[SimChannel]]:
@@ -566,7 +549,7 @@ class Ari:
         if any(not c.in_stasis for c in chans):
             raise RestError(422, NOT_IN_STASIS)
         for ch in chans:
-            self.sim.add_to_bridge(br, ch)
+            self.sim.bridging.add(br, ch)
         # Recorded: ChannelEnteredBridge reaches the app before the 204.
         await self.sim.flush_events()
         return _no_content()
@@ -579,7 +562,7 @@ class Ari:
             if ch.bridge is not br:
                 raise RestError(422, "Channel not in this bridge")
         for ch in chans:
-            self.sim.remove_from_bridge(br, ch)
+            self.sim.bridging.remove(br, ch)
         await self.sim.flush_events()
         return _no_content()
 
@@ -591,7 +574,7 @@ class Ari:
         if not media:
             raise RestError(400, "Missing parameter media")
         pid = r.match_info.get("playbackId") or p.get("playbackId") or None
-        pb = self.sim.play_on_bridge(br, br.app, media, pid, p.get("lang", ""))
+        pb = self.sim.player.play_on_bridge(br, br.app, media, pid, p.get("lang", ""))
         return _json(pb.snap.to_json(), 201)
 
     # ---- playbacks ------------------------------------------------------------------------------
@@ -610,7 +593,7 @@ class Ari:
         pb = self.sim.playbacks.get(r.match_info["playbackId"])
         if pb is None:
             raise RestError(404, "Playback not found")
-        self.sim.stop_playback(pb)
+        self.sim.player.stop_playback(pb)
         return _no_content()
 
     # ---- events websocket -----------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""ARI resource snapshots as the stand-in keeps them: channels, bridges, playbacks; the bridge
-object itself (``SimBridge``, which ``ari.py`` creates and ``engine.py`` mixes); ARI's error answers.
+"""ARI resource snapshots as the stand-in keeps them: channels, bridges, playbacks; the objects
+behind them (``SimChannel``, ``SimBridge``, ``Playback``), which ``ari.py`` and the engine's parts
+create and change; ARI's error answers.
 
 The JSON shapes follow what Asterisk 23.4.1 sent in ``shared/asterisk-reference/traces``: the field
 names, the timestamp format (``2026-11-26T23:53:47.960+0000``), channel ids ``<epoch>.<counter>``,
 bridge and playback ids as UUIDs. Nothing here does I/O or reads the clock; times come in as
-arguments (seconds since the epoch).
+arguments (seconds since the epoch). The objects hold the tasks and events that the engine's parts
+(``bridging``, ``playback``, ``dialplan_runner``, ``originate``) run on them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-if TYPE_CHECKING:  # annotations only: the engine imports this module
-    from agent.pbxsim.engine import Playback, SimChannel
+if TYPE_CHECKING:  # annotations only: those modules import this one
+    from agent.pbxsim.dialplan import Target
+    from agent.pbxsim.external_media import ExternalMediaPort
+    from agent.pbxsim.handsets import SimLeg, SimPhone, Voicemail
     from agent.pbxsim.media import FrameSource
 
 ASTERISK_ID = "02:fc:00:00:00:01"
@@ -227,3 +231,58 @@ class SimBridge:
         self.snap.channels = [m.snap.id for m in self.members]
         self.snap.technology = self.technology()
         return self.snap.to_json()
+
+
+class SimChannel:
+    """Asterisk's side of one channel: its snapshot, where it is (Stasis, a bridge, a Dial) and
+    what is playing to it. The far end is ``leg`` (SIP) or ``port`` (externalMedia)."""
+
+    def __init__(
+        self,
+        snap: ChannelSnapshot,
+        kind: Literal["caller", "phone", "external"],
+    ) -> None:
+        self.snap = snap
+        self.kind = kind
+        self.app: str | None = None
+        """The Stasis app subscribed to this channel's events."""
+        self.in_stasis = False
+        self.stasis_exit: asyncio.Future[Target | None] | None = None
+        self.bridge: SimBridge | None = None
+        self.vars: dict[str, str] = {}
+        self.hungup = False
+        self.leg: SimLeg | None = None
+        self.port: ExternalMediaPort | None = None
+        self.phone: SimPhone | None = None
+        self.direct_peer: SimChannel | None = None
+        """The other leg of a dialplan ``Dial`` (frames pass straight through)."""
+        self.prompt: Playback | None = None
+        """A channel playback in progress: the channel hears it, and its own audio is held back."""
+        self.moh_task: asyncio.Task[None] | None = None
+        self.playback_queue: deque[Playback] = deque()
+        self.player_task: asyncio.Task[None] | None = None
+        self.held_back = False
+        """Frames were held back (playback); the next forwarded one resumes with the marker."""
+        self.ringing_dial: str | None = None
+        """Dial string while an originate rings (a hangup then reports ``Dial(NOANSWER)``)."""
+        self.recording: Voicemail | None = None
+        self.dial_task: asyncio.Task[None] | None = None
+
+    def note(self, text: str) -> None:
+        """Add an outcome (``BUSY``, ``redirect(…)``) to the caller's ``path``, if it has a leg."""
+        if self.leg is not None:
+            self.leg.path.append(text)
+
+
+class Playback:
+    """One ARI playback: on a channel it is queued and played by the channel's player; on a
+    bridge its frames are mixed in as an announcer."""
+
+    def __init__(self, snap: PlaybackSnapshot, app: str, target: SimChannel | SimBridge) -> None:
+        self.snap = snap
+        self.app = app
+        self.target = target
+        self.frames: deque[bytes] = deque()
+        self.items: list[str] = []
+        self.stopped = asyncio.Event()
+        self.source: FrameSource | None = None

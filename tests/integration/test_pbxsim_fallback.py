@@ -16,7 +16,7 @@ from agent.config import AriConfig, Config, MediaConfig, TransferConfig
 from agent.pbxsim import PbxSim, PbxSimConfig, PhoneConfig
 from agent.pbxsim.dialplan import Dialplan
 from agent.pbxsim.dialplan_import import import_dialplan, import_our_dialplan
-from agent.pbxsim.engine import Behaviour, SimLeg
+from agent.pbxsim.handsets import Behaviour, SimLeg
 from agent.pbxsim.testing import AriProbe
 from agent.runtime.fallback import ORPHAN_MARGIN, OUR_CHANNEL_PREFIX, recover_stranded
 from agent.runtime.supervisor import Supervisor
