@@ -3,6 +3,11 @@
 One table (``ROUTES``) lists every method, path and query parameter served; paths and parameter
 names are Asterisk's own (``ari-api-docs``), which the conformance test checks by introspecting
 this table and the router. Status codes and bodies are the recorded ones (``traces/*.jsonl``).
+
+Each resource has its module, with its handlers and its slice of the table: ``ari_channels.py``,
+``ari_bridges.py`` (and playbacks); the read-only ``asterisk``, ``applications``, ``endpoints``
+and ``deviceStates`` and the events websocket are here, with the server and its authentication.
+What they share is ``ari_rest.py``.
 """
 
 from __future__ import annotations
@@ -12,75 +17,25 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
 from agent.log import get_logger
-from agent.pbxsim.dialplan import Target
-from agent.pbxsim.model import (
-    ASTERISK_ID,
-    HANGUP_REASONS,
-    NOT_IN_STASIS,
-    BridgeSnapshot,
-    Party,
-    RestError,
-    SimBridge,
-    ari_timestamp,
-)
+from agent.pbxsim.ari_bridges import BRIDGE_ROUTES, PLAYBACK_ROUTES, BridgeRoutes
+from agent.pbxsim.ari_channels import CHANNEL_ROUTES, ChannelRoutes
+from agent.pbxsim.ari_rest import Params, Route, json_response
+from agent.pbxsim.model import ASTERISK_ID, RestError, ari_timestamp
 
 if TYPE_CHECKING:  # annotations only: the engine imports this module to serve ARI
     from agent.pbxsim.engine import PbxSim
-    from agent.pbxsim.model import SimChannel
 
 log = get_logger("agent.pbxsim.ari")
 
-Params = dict[str, str]
-HandlerFn = Callable[["Ari", web.Request, Params, dict[str, Any]], Awaitable[web.StreamResponse]]
-
-_INTERNAL = "An internal error prevented this request from being handled"
-_KNOWN_FORMATS = {"ulaw", "alaw", "slin", "slin16", "slin48", "g722", "gsm", "g729", "opus", "ilbc"}
-_BRIDGE_TYPES = {
-    "mixing",
-    "holding",
-    "dtmf_events",
-    "proxy_media",
-    "video_sfu",
-    "video_single",
-    "sdp_label",
-}
 _HTML_426 = (
     '<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n<title>426 Upgrade Required</title>\n'
     "</head><body>\n<h1>Upgrade Required</h1>\n<p></p>\n<hr />\n<address>Asterisk/23.4.1</address>\n</body></html>\n"
 )
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    # Asterisk sends "Content-type: application/json" with no charset (ari_http_raw.txt);
-    # bytes keep aiohttp from adding one. Header names match case-insensitively.
-    return web.Response(
-        status=status,
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        content_type="application/json",
-        headers={"Cache-Control": "no-cache, no-store", "Server": "Asterisk/23.4.1"},
-    )
-
-
-def _no_content() -> web.Response:
-    return web.Response(
-        status=204, headers={"Cache-Control": "no-cache, no-store", "Server": "Asterisk/23.4.1"}
-    )
-
-
-def _int(params: Params, name: str, default: int) -> int:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise RestError(400, f"{name}: invalid value {raw!r}, expected an integer") from None
 
 
 class EventSocket:
@@ -117,40 +72,9 @@ class EventSocket:
             self.transport.abort()
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: HandlerFn
-    params: tuple[str, ...] = ()
-    """Query (or JSON body) parameters this route reads, named as in the api-docs."""
-
-
-class Ari:
-    """Request handlers over one ``PbxSim``."""
-
-    def __init__(self, sim: PbxSim) -> None:
-        self.sim = sim
-
-    # ---- helpers --------------------------------------------------------------------------------
-
-    def channel(self, cid: str) -> SimChannel:
-        ch = self.sim.channels.get(cid)
-        if ch is None:
-            raise RestError(404, "Channel not found")
-        return ch
-
-    def stasis_channel(self, cid: str) -> SimChannel:
-        ch = self.channel(cid)
-        if not ch.in_stasis:
-            raise RestError(409, NOT_IN_STASIS)
-        return ch
-
-    def bridge(self, bid: str) -> SimBridge:
-        br = self.sim.bridges.get(bid)
-        if br is None:
-            raise RestError(404, "Bridge not found")
-        return br
+class Ari(ChannelRoutes, BridgeRoutes):
+    """Request handlers over one ``PbxSim``: every resource's, and here the small read-only ones
+    and the events websocket."""
 
     # ---- asterisk, applications, endpoints, device states ---------------------------------------
 
@@ -158,7 +82,7 @@ class Ari:
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
         start = ari_timestamp(self.sim._startup_s)
-        return _json(
+        return json_response(
             {
                 "build": {
                     "os": "Linux",
@@ -181,7 +105,7 @@ class Ari:
     async def asterisk_ping(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
-        return _json(
+        return json_response(
             {"ping": "pong", "timestamp": ari_timestamp(self.sim.now()), "asterisk_id": ASTERISK_ID}
         )
 
@@ -201,7 +125,7 @@ class Ari:
     async def applications(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
-        return _json([self._application(a) for a in sorted(self.sim.known_apps)])
+        return json_response([self._application(a) for a in sorted(self.sim.known_apps)])
 
     async def application(
         self, r: web.Request, p: Params, body: dict[str, Any]
@@ -211,7 +135,7 @@ class Ari:
         # it is only inactive (a new Stasis() call for it falls through).
         if name not in self.sim.known_apps:
             raise RestError(404, "Application not found")
-        return _json(self._application(name))
+        return json_response(self._application(name))
 
     def _endpoint(self, name: str) -> dict[str, Any]:
         phone = self.sim.phones[name]
@@ -227,25 +151,25 @@ class Ari:
     async def endpoints(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
-        return _json([self._endpoint(n) for n in self.sim.phones])
+        return json_response([self._endpoint(n) for n in self.sim.phones])
 
     async def endpoints_by_tech(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
         if r.match_info["tech"].upper() != "PJSIP":
             raise RestError(404, "No Endpoints found - invalid tech " + r.match_info["tech"])
-        return _json([self._endpoint(n) for n in self.sim.phones])
+        return json_response([self._endpoint(n) for n in self.sim.phones])
 
     async def endpoint(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
         tech, res = r.match_info["tech"], r.match_info["resource"]
         if tech.upper() != "PJSIP" or res not in self.sim.phones:
             raise RestError(404, "Endpoint not found")
-        return _json(self._endpoint(res))
+        return json_response(self._endpoint(res))
 
     async def device_states(
         self, r: web.Request, p: Params, body: dict[str, Any]
     ) -> web.StreamResponse:
-        return _json(
+        return json_response(
             [{"name": ph.endpoint, "state": ph.device_state()} for ph in self.sim.phones.values()]
         )
 
@@ -254,347 +178,7 @@ class Ari:
     ) -> web.StreamResponse:
         name = r.match_info["deviceName"]
         phone = self.sim.phone_for_endpoint(name)
-        return _json({"name": name, "state": phone.device_state() if phone else "UNKNOWN"})
-
-    # ---- channels -------------------------------------------------------------------------------
-
-    async def list_channels(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        return _json([c.snap.to_json() for c in self.sim.channels.values()])
-
-    async def get_channel(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        return _json(self.channel(r.match_info["channelId"]).snap.to_json())
-
-    def _originate_target(self, p: Params) -> tuple[Any, Party]:
-        endpoint = p.get("endpoint", "")
-        if not endpoint:
-            raise RestError(400, "Endpoint must be specified")
-        phone = self.sim.phone_for_endpoint(endpoint)
-        if phone is None or phone.behaviour == "unavailable":
-            raise RestError(500, "Allocation failed", key="error")
-        caller = Party()
-        cid = p.get("callerId", "")
-        if cid:
-            name, _, rest = cid.partition("<")
-            caller = (
-                Party(name.strip(), rest.rstrip(">").strip()) if rest else Party("", cid.strip())
-            )
-        return phone, caller
-
-    async def originate(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        channel_id = r.match_info.get("channelId") or p.get("channelId") or None
-        phone, caller = self._originate_target(p)
-        app = p.get("app", "")
-        if not app and not p.get("extension"):
-            raise RestError(400, "Application or extension must be specified")
-        ch = self.sim.originator.create_phone_channel(phone, channel_id=channel_id, caller=caller)
-        ch.app = app or None
-        ch.snap.dialplan.app_name, ch.snap.dialplan.app_data = "AppDial2", "(Outgoing Line)"
-        ch.vars.update(_variables(body))
-        args = [a for a in p.get("appArgs", "").split(",") if a] if p.get("appArgs") else []
-        timeout = float(_int(p, "timeout", 30))
-        snapshot = ch.snap.to_json()
-        if app:
-            ch.dial_task = self.sim.spawn(
-                self.sim.originator.originate(ch, app, args, timeout), f"originate:{ch.snap.id}"
-            )
-        else:
-            target = Target(
-                p.get("context", "default"), p.get("extension", "s"), _int(p, "priority", 1)
-            )
-            ch.dial_task = self.sim.spawn(
-                self.sim.originator.originate_to_dialplan(ch, target, timeout),
-                f"originate:{ch.snap.id}",
-            )
-        return _json(snapshot)
-
-    async def create(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        phone, caller = self._originate_target(p)
-        app = p.get("app", "")
-        if not app:
-            raise RestError(400, "app cannot be empty")
-        ch = self.sim.originator.create_phone_channel(
-            phone, channel_id=p.get("channelId") or None, caller=caller
-        )
-        ch.vars.update(_variables(body))
-        args = [a for a in p.get("appArgs", "").split(",") if a]
-        snapshot = ch.snap.to_json()
-        ch.app = app
-        data = ",".join([app, *args])
-        ch.snap.dialplan.app_name, ch.snap.dialplan.app_data = "Stasis", data
-        # Recorded: ChannelDialplan(Stasis) then StasisStart(Down), before the response.
-        self.sim.emit_channel(ch, "ChannelDialplan", dialplan_app="Stasis", dialplan_app_data=data)
-        ch.dial_task = self.sim.spawn(
-            self.sim.originator.created_in_stasis(ch, app, args), f"create:{ch.snap.id}"
-        )
-        await asyncio.sleep(0)
-        return _json(snapshot)
-
-    async def external_media(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        app = p.get("app", "")
-        host = p.get("external_host", "")
-        fmt = p.get("format", "")
-        if not app:
-            raise RestError(400, "app cannot be empty")
-        if not host:
-            raise RestError(
-                400, "external_host is required for all but websocket server connections"
-            )
-        if not fmt:
-            raise RestError(400, "format cannot be empty")
-        if fmt not in _KNOWN_FORMATS:
-            raise RestError(500, _INTERNAL)
-        if p.get("encapsulation", "rtp") != "rtp" or p.get("transport", "udp") != "udp":
-            raise RestError(501, "The encapsulation and/or transport is not supported")
-        if fmt != "ulaw":
-            # The stand-in only speaks μ-law; say so rather than send the wrong audio.
-            raise RestError(501, "The encapsulation and/or transport is not supported")
-        h, _, port = host.rpartition(":")
-        if not h or not port.isdigit():
-            raise RestError(400, "external_host must be host:port")
-        ch = await self.sim.originator.external_media(
-            app=app,
-            remote=(h, int(port)),
-            external_host=host,
-            channel_id=p.get("channelId") or None,
-            variables=_variables(body),
-        )
-        snap = ch.snap.to_json()
-        snap["channelvars"] = {
-            "UNICASTRTP_LOCAL_ADDRESS": ch.vars["UNICASTRTP_LOCAL_ADDRESS"],
-            "UNICASTRTP_LOCAL_PORT": ch.vars["UNICASTRTP_LOCAL_PORT"],
-        }
-        return _json(snap)
-
-    async def hangup(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        ch = self.channel(r.match_info["channelId"])
-        reason = p.get("reason", "")
-        if reason and reason not in HANGUP_REASONS:
-            raise RestError(400, "Invalid reason for hangup provided")
-        cause = HANGUP_REASONS[reason] if reason else _int(p, "reason_code", 16)
-        await self.sim.hangup(ch, by="agent", cause=32, soft=True, destroyed_cause=cause)
-        return _no_content()
-
-    async def answer(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        ch = self.stasis_channel(r.match_info["channelId"])
-        self.sim.set_state(ch, "Up")
-        await self.sim.flush_events()
-        return _no_content()
-
-    async def ring(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        self.stasis_channel(r.match_info["channelId"])
-        return _no_content()
-
-    async def dial(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        ch = self.stasis_channel(r.match_info["channelId"])
-        if ch.phone is None or ch.snap.state != "Down":
-            raise RestError(409, "Channel is not in the Down state")
-        caller_id = p.get("caller")
-        if caller_id:
-            self.channel(caller_id)
-        timeout = float(_int(p, "timeout", 0))
-        ch.dial_task = self.sim.spawn(
-            self.sim.originator.ari_dial(ch, timeout), f"dial:{ch.snap.id}"
-        )
-        return _no_content()
-
-    async def play(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        ch = self.channel(r.match_info["channelId"])
-        media = p.get("media", "")
-        if not media:
-            raise RestError(400, "Missing parameter media")
-        if not ch.in_stasis:
-            raise RestError(409, NOT_IN_STASIS)
-        pid = r.match_info.get("playbackId") or p.get("playbackId") or None
-        pb = self.sim.player.play_on_channel(ch, ch.app or "", media, pid, p.get("lang", ""))
-        return _json(pb.snap.to_json(), 201)
-
-    async def continue_(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        ch = self.stasis_channel(r.match_info["channelId"])
-        loc = ch.snap.dialplan
-        context = p.get("context") or loc.context
-        exten = p.get("extension") or loc.exten
-        if p.get("label"):
-            prio = self.sim.dialplan.label_priority(context, exten, p["label"])
-            if prio is None:
-                raise RestError(404, "Requested label cannot be found")
-        elif p.get("priority"):
-            prio = _int(p, "priority", 1)
-        elif p.get("context") or p.get("extension"):
-            prio = 1
-        else:
-            prio = loc.priority + 1
-        self.sim.spawn(
-            self.sim.continue_in_dialplan(ch, Target(context, exten, prio)),
-            f"continue:{ch.snap.id}",
-        )
-        return _no_content()
-
-    async def redirect(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        ch = self.channel(r.match_info["channelId"])
-        endpoint = p.get("endpoint", "")
-        if not endpoint:
-            raise RestError(400, "Required parameter 'endpoint' not provided")
-        if not ch.in_stasis:
-            raise RestError(409, NOT_IN_STASIS)
-        self.sim.spawn(self.sim.redirect(ch, endpoint), f"redirect:{ch.snap.id}")
-        return _no_content()
-
-    async def get_variable(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        name = p.get("variable", "")
-        if not name:
-            raise RestError(400, "Variable name is required")
-        ch = self.sim.channels.get(r.match_info["channelId"])
-        if ch is None:
-            raise RestError(404, "Provided channel was not found")
-        if name == "CHANNEL(state)":
-            return _json({"value": ch.snap.state})
-        if name not in ch.vars:
-            raise RestError(404, "Provided variable was not found")
-        return _json({"value": ch.vars[name]})
-
-    async def set_variable(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        name = p.get("variable", "")
-        if not name:
-            raise RestError(400, "Variable name is required")
-        ch = self.sim.channels.get(r.match_info["channelId"])
-        if ch is None:
-            raise RestError(404, "Provided channel was not found")
-        ch.vars[name] = p.get("value", "")
-        return _no_content()
-
-    async def dtmf(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        ch = self.stasis_channel(r.match_info["channelId"])
-        if not p.get("dtmf"):
-            raise RestError(400, "DTMF is required")
-        if ch.leg is not None:
-            ch.leg.dtmf_heard.extend(p["dtmf"])
-        return _no_content()
-
-    async def moh_start(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        self.sim.player.start_moh(self.stasis_channel(r.match_info["channelId"]))
-        return _no_content()
-
-    async def moh_stop(self, r: web.Request, p: Params, body: dict[str, Any]) -> web.StreamResponse:
-        self.sim.player.stop_moh(self.stasis_channel(r.match_info["channelId"]))
-        return _no_content()
-
-    # ---- bridges --------------------------------------------------------------------------------
-
-    async def list_bridges(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        return _json([b.json() for b in self.sim.bridges.values()])
-
-    async def create_bridge(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        types = [t for t in p.get("type", "mixing").split(",") if t]
-        bid = r.match_info.get("bridgeId") or p.get("bridgeId") or self.sim.uuid()
-        if any(t not in _BRIDGE_TYPES for t in types) or bid in self.sim.bridges:
-            raise RestError(
-                500,
-                f"Unable to create bridge. Possible duplicate bridge id '{'(null)' if bid not in self.sim.bridges else bid}'",
-            )
-        app = _app_of(r, self.sim)
-        br = SimBridge(
-            BridgeSnapshot(bid, ",".join(types) or "mixing", p.get("name", ""), self.sim.now()), app
-        )
-        self.sim.bridges[bid] = br
-        return _json(br.json())
-
-    async def get_bridge(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        return _json(self.bridge(r.match_info["bridgeId"]).json())
-
-    async def destroy_bridge(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        self.sim.bridging.destroy(self.bridge(r.match_info["bridgeId"]))
-        return _no_content()
-
-    def _bridge_channels(self, r: web.Request, p: Params) -> tuple[SimBridge, list[SimChannel]]:
-        br = self.bridge(r.match_info["bridgeId"])
-        ids = [c for c in p.get("channel", "").split(",") if c]
-        if not ids:
-            raise RestError(400, "Missing parameter channel")
-        chans = []
-        for cid in ids:
-            ch = self.sim.channels.get(cid)
-            if ch is None:
-                raise RestError(400, "Channel not found")
-            chans.append(ch)
-        return br, chans
-
-    async def add_channel(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        br, chans = self._bridge_channels(r, p)
-        if any(not c.in_stasis for c in chans):
-            raise RestError(422, NOT_IN_STASIS)
-        for ch in chans:
-            self.sim.bridging.add(br, ch)
-        # Recorded: ChannelEnteredBridge reaches the app before the 204.
-        await self.sim.flush_events()
-        return _no_content()
-
-    async def remove_channel(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        br, chans = self._bridge_channels(r, p)
-        for ch in chans:
-            if ch.bridge is not br:
-                raise RestError(422, "Channel not in this bridge")
-        for ch in chans:
-            self.sim.bridging.remove(br, ch)
-        await self.sim.flush_events()
-        return _no_content()
-
-    async def bridge_play(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        br = self.bridge(r.match_info["bridgeId"])
-        media = p.get("media", "")
-        if not media:
-            raise RestError(400, "Missing parameter media")
-        pid = r.match_info.get("playbackId") or p.get("playbackId") or None
-        pb = self.sim.player.play_on_bridge(br, br.app, media, pid, p.get("lang", ""))
-        return _json(pb.snap.to_json(), 201)
-
-    # ---- playbacks ------------------------------------------------------------------------------
-
-    async def get_playback(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        pb = self.sim.playbacks.get(r.match_info["playbackId"])
-        if pb is None:
-            raise RestError(404, "Playback not found")
-        return _json(pb.snap.to_json())
-
-    async def stop_playback(
-        self, r: web.Request, p: Params, body: dict[str, Any]
-    ) -> web.StreamResponse:
-        pb = self.sim.playbacks.get(r.match_info["playbackId"])
-        if pb is None:
-            raise RestError(404, "Playback not found")
-        self.sim.player.stop_playback(pb)
-        return _no_content()
+        return json_response({"name": name, "state": phone.device_state() if phone else "UNKNOWN"})
 
     # ---- events websocket -----------------------------------------------------------------------
 
@@ -641,124 +225,23 @@ class Ari:
         return ws
 
 
-def _variables(body: dict[str, Any]) -> dict[str, str]:
-    raw = body.get("variables")
-    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-
-
-def _app_of(r: web.Request, sim: PbxSim) -> str:
-    """Bridges belong to the app that made them; the only connected app is the best guess."""
-    connected = [a for a, c in sim.connections.items() if c]
-    return connected[0] if len(connected) == 1 else sim.config.app
-
-
-A = Ari
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/asterisk/info", A.asterisk_info, ("only",)),
-    Route("GET", "/asterisk/ping", A.asterisk_ping),
-    Route("GET", "/applications", A.applications),
-    Route("GET", "/applications/{applicationName}", A.application),
-    Route("GET", "/endpoints", A.endpoints),
-    Route("GET", "/endpoints/{tech}", A.endpoints_by_tech),
-    Route("GET", "/endpoints/{tech}/{resource}", A.endpoint),
-    Route("GET", "/deviceStates", A.device_states),
-    Route("GET", "/deviceStates/{deviceName}", A.device_state),
-    Route("GET", "/channels", A.list_channels),
-    Route(
-        "POST",
-        "/channels",
-        A.originate,
-        (
-            "endpoint",
-            "extension",
-            "context",
-            "priority",
-            "app",
-            "appArgs",
-            "callerId",
-            "timeout",
-            "variables",
-            "channelId",
-            "originator",
-        ),
-    ),
-    Route(
-        "POST",
-        "/channels/create",
-        A.create,
-        ("endpoint", "app", "appArgs", "channelId", "originator", "variables"),
-    ),
-    Route(
-        "POST",
-        "/channels/externalMedia",
-        A.external_media,
-        (
-            "channelId",
-            "app",
-            "variables",
-            "external_host",
-            "encapsulation",
-            "transport",
-            "connection_type",
-            "format",
-            "direction",
-        ),
-    ),
-    Route("GET", "/channels/{channelId}", A.get_channel),
-    Route(
-        "POST",
-        "/channels/{channelId}",
-        A.originate,
-        (
-            "endpoint",
-            "extension",
-            "context",
-            "priority",
-            "app",
-            "appArgs",
-            "callerId",
-            "timeout",
-            "variables",
-            "originator",
-        ),
-    ),
-    Route("DELETE", "/channels/{channelId}", A.hangup, ("reason_code", "reason")),
-    Route(
-        "POST",
-        "/channels/{channelId}/continue",
-        A.continue_,
-        ("context", "extension", "priority", "label"),
-    ),
-    Route("POST", "/channels/{channelId}/redirect", A.redirect, ("endpoint",)),
-    Route("POST", "/channels/{channelId}/answer", A.answer),
-    Route("POST", "/channels/{channelId}/ring", A.ring),
-    Route("DELETE", "/channels/{channelId}/ring", A.ring),
-    Route(
-        "POST",
-        "/channels/{channelId}/dtmf",
-        A.dtmf,
-        ("dtmf", "before", "between", "duration", "after"),
-    ),
-    Route("POST", "/channels/{channelId}/moh", A.moh_start, ("mohClass",)),
-    Route("DELETE", "/channels/{channelId}/moh", A.moh_stop),
-    Route("POST", "/channels/{channelId}/play", A.play, ("media", "lang", "playbackId")),
-    Route("POST", "/channels/{channelId}/play/{playbackId}", A.play, ("media", "lang")),
-    Route("GET", "/channels/{channelId}/variable", A.get_variable, ("variable",)),
-    Route("POST", "/channels/{channelId}/variable", A.set_variable, ("variable", "value")),
-    Route("POST", "/channels/{channelId}/dial", A.dial, ("caller", "timeout")),
-    Route("GET", "/bridges", A.list_bridges),
-    Route("POST", "/bridges", A.create_bridge, ("type", "bridgeId", "name")),
-    Route("POST", "/bridges/{bridgeId}", A.create_bridge, ("type", "name")),
-    Route("GET", "/bridges/{bridgeId}", A.get_bridge),
-    Route("DELETE", "/bridges/{bridgeId}", A.destroy_bridge),
-    Route("POST", "/bridges/{bridgeId}/addChannel", A.add_channel, ("channel",)),
-    Route("POST", "/bridges/{bridgeId}/removeChannel", A.remove_channel, ("channel",)),
-    Route("POST", "/bridges/{bridgeId}/play", A.bridge_play, ("media", "lang", "playbackId")),
-    Route("POST", "/bridges/{bridgeId}/play/{playbackId}", A.bridge_play, ("media", "lang")),
-    Route("GET", "/playbacks/{playbackId}", A.get_playback),
-    Route("DELETE", "/playbacks/{playbackId}", A.stop_playback),
-    Route("GET", "/events", A.events, ("app", "subscribeAll")),
+    Route("GET", "/asterisk/info", Ari.asterisk_info, ("only",)),
+    Route("GET", "/asterisk/ping", Ari.asterisk_ping),
+    Route("GET", "/applications", Ari.applications),
+    Route("GET", "/applications/{applicationName}", Ari.application),
+    Route("GET", "/endpoints", Ari.endpoints),
+    Route("GET", "/endpoints/{tech}", Ari.endpoints_by_tech),
+    Route("GET", "/endpoints/{tech}/{resource}", Ari.endpoint),
+    Route("GET", "/deviceStates", Ari.device_states),
+    Route("GET", "/deviceStates/{deviceName}", Ari.device_state),
+    *CHANNEL_ROUTES,
+    *BRIDGE_ROUTES,
+    *PLAYBACK_ROUTES,
+    Route("GET", "/events", Ari.events, ("app", "subscribeAll")),
 )
+"""Every route served, in the order the router tries them (``/channels/create`` before
+``/channels/{channelId}``)."""
 
 
 def _authorized(r: web.Request, username: str, password: str) -> bool:
@@ -827,17 +310,17 @@ class AriServer:
     ) -> web.StreamResponse:
         cfg = self.sim.config
         if not _authorized(request, cfg.username, cfg.password):
-            resp = _json({"message": "Authentication required"}, 401)
+            resp = json_response({"message": "Authentication required"}, 401)
             resp.headers["WWW-Authenticate"] = 'Basic realm="Asterisk REST Interface"'
             return resp
         try:
             return await handler(request)
         except RestError as exc:
-            return _json(exc.body, exc.status)
+            return json_response(exc.body, exc.status)
         except web.HTTPNotFound:
-            return _json({"message": "Resource not found"}, 404)
+            return json_response({"message": "Resource not found"}, 404)
         except web.HTTPMethodNotAllowed:
-            return _json({"message": "Invalid method"}, 405)
+            return json_response({"message": "Invalid method"}, 405)
 
     async def start(self, host: str, port: int) -> int:
         self.app = self._build()  # an aiohttp app cannot be set up again after cleanup
