@@ -276,6 +276,7 @@ class RtpSession:
         )
         self.stats = MediaStats(jitter=self._jitter.stats, pacer=self._pacer.stats)
         self._frames: asyncio.Queue[JitterFrame | None] = asyncio.Queue()
+        self._ended = False
         self._waiters: dict[str, asyncio.Future[bool]] = {}
         self._tags: dict[str, str] = {}
         self._keys = itertools.count(1)
@@ -396,6 +397,27 @@ class RtpSession:
                 self._frames.put_nowait(None)
                 return
             yield frame
+
+    async def next_frame(self, timeout_s: float) -> JitterFrame | None:
+        """The next frame, or ``None`` when none came within ``timeout_s`` or the session has
+        closed (``ended`` says which). A reader that must notice a pause in the stream waits
+        here: a timeout on ``anext`` of ``frames()`` would finish that generator."""
+        if self._ended:
+            return None
+        try:
+            async with asyncio.timeout(timeout_s):
+                frame = await self._frames.get()
+        except TimeoutError:
+            return None
+        if frame is None:
+            self._ended = True
+            self._frames.put_nowait(None)  # the end marker stays for any other reader
+        return frame
+
+    @property
+    def ended(self) -> bool:
+        """The stream is over: the session closed and every frame before that was read."""
+        return self._ended
 
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         if self._closed:

@@ -12,6 +12,7 @@ first (``agent.engines.stt``); ``--telephone`` sends it through the phone-line m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from datetime import datetime
@@ -57,11 +58,15 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         print("medagent understand: give --text, --audio or --jsonl", file=sys.stderr)
         return 2
-    now = (
-        datetime.fromisoformat(args.now)
-        if args.now
-        else datetime.now(ZoneInfo(cfg.practice.timezone))
-    )
+    try:
+        now = (
+            datetime.fromisoformat(args.now)
+            if args.now
+            else datetime.now(ZoneInfo(cfg.practice.timezone))
+        )
+    except ValueError:
+        print(f"medagent understand: --now {args.now!r} is not an ISO 8601 time", file=sys.stderr)
+        return 2
     try:
         understander = Understander.from_config(cfg)
     except EngineError as exc:
@@ -76,17 +81,22 @@ def run(args: argparse.Namespace) -> int:
         else:
             try:
                 if ears is None:
-                    from agent.engines.hearing import Ears
+                    from agent.runtime.hearing import Ears
 
-                    ears = Ears.from_config(cfg, understander)
+                    ears = Ears.load(cfg, understander)
                 pcm = load_pcm16_8k(value, telephone=args.telephone)
-                result = ears.hear(pcm, now=now).understanding or ears.nothing(now)
+                result = asyncio.run(_hear(ears, pcm, now))
             except (OSError, ValueError, EngineError) as exc:
                 print(f"medagent understand: {value}: {exc}", file=sys.stderr)
                 status = 1
                 continue
         print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
     return status
+
+
+async def _hear(ears: Any, pcm: bytes, now: datetime) -> Any:
+    hearing = await ears.hear(pcm, now=now)
+    return hearing.understanding or await ears.nothing(now)
 
 
 def _inputs(args: argparse.Namespace) -> list[tuple[str, str]]:

@@ -44,7 +44,10 @@ class Understand(Protocol):
         now: datetime,
         expect: Expect = "open",
         alternatives: tuple[str, ...] = (),
-    ) -> Understanding: ...
+        transcript: str | None = None,
+    ) -> Understanding:
+        """``transcript``: the recogniser's words when the text came from audio."""
+        ...
 
 
 class Prompts(Protocol):
@@ -95,8 +98,9 @@ class SpacyNlu:
     """The trained intent model + rule-based entities + triage; adds the yes/no reading when the
     dialog asked a yes/no question."""
 
-    def __init__(self, understander: Any) -> None:
+    def __init__(self, understander: Any, *, yes_no: bool = True) -> None:
         self._u = understander
+        self._yes_no = yes_no
 
     def understand(
         self,
@@ -105,13 +109,17 @@ class SpacyNlu:
         now: datetime,
         expect: Expect = "open",
         alternatives: tuple[str, ...] = (),
+        transcript: str | None = None,
     ) -> Understanding:
         from agent.engines.nlu.entities import parse_yes_no
 
-        result: Understanding = self._u.understand(text, now=now, alternatives=alternatives)
+        result: Understanding = self._u.understand(
+            text, now=now, transcript=transcript, alternatives=alternatives
+        )
         # The dialog decides what a yes/no means in context ("no, that's all" ends a call; "no chest
         # pain" in a long sentence does not), so the reading is attached whatever was asked.
-        if result.entity("yes_no") is None:
+        # ``medagent understand`` prints the model's own reading (``yes_no=False``).
+        if self._yes_no and result.entity("yes_no") is None:
             answer = parse_yes_no(text)
             if answer is not None:
                 from dataclasses import replace
@@ -124,6 +132,15 @@ class SpacyNlu:
         return result
 
 
+def practice_prompt(cfg: Config) -> str:
+    """Whisper's initial prompt for this practice: its name, its providers, its vocabulary."""
+    from agent.engines.stt import stt_prompt
+
+    return stt_prompt(
+        cfg.practice.name, [p.name for p in cfg.practice.providers], cfg.stt.vocabulary
+    )
+
+
 async def load_engines(cfg: Config) -> Engines:
     """Load every model once (in worker threads, so the loop stays responsive) and pre-render the
     static prompts."""
@@ -132,7 +149,6 @@ async def load_engines(cfg: Config) -> Engines:
         AsyncTranscriber,
         build_second_transcriber,
         build_transcriber,
-        stt_prompt,
     )
     from agent.engines.tts import build_tts
     from agent.engines.vad import build_vad
@@ -160,9 +176,7 @@ async def load_engines(cfg: Config) -> Engines:
         log.error("second listen off: its model did not load", error=type(exc).__name__)
         second_transcriber = None
     understander = await asyncio.to_thread(Understander.from_config, cfg)
-    prompt = stt_prompt(
-        cfg.practice.name, [p.name for p in cfg.practice.providers], cfg.stt.vocabulary
-    )
+    prompt = practice_prompt(cfg)
     if second_transcriber is not None:
         # Its own single worker: a second listen never queues behind (or holds up) first passes.
         async_second = AsyncTranscriber(second_transcriber, workers=1)

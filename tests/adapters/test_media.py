@@ -512,3 +512,18 @@ def test_port_pool_hands_out_ports_at_random_and_not_the_one_just_released() -> 
     finally:
         for s in socks:
             s.close()
+
+
+async def test_next_frame_says_none_on_a_pause_and_ends_when_the_session_closes(
+    pool: PortPool, peer: Peer
+) -> None:
+    session = await RtpSession.open(CFG, pool, "call-n", remote=peer.address)
+    peer.send(rtp(500, bytes([7]) * 160), session.local_address)
+    first = await session.next_frame(2.0)
+    assert first is not None and first.payload == bytes([7]) * 160
+    # No RTP: a pause, not the end (what the call's media pump counts as silence).
+    assert await session.next_frame(0.05) is None and not session.ended
+    await session.close()
+    while (await session.next_frame(0.5)) is not None:
+        pass  # frames the jitter buffer still held
+    assert session.ended and await session.next_frame(0.5) is None

@@ -70,6 +70,7 @@ class KeywordNlu:
         now: datetime,
         expect: Expect = "open",
         alternatives: tuple[str, ...] = (),
+        transcript: str | None = None,
     ) -> Understanding:
         t = text.lower()
         ents = []

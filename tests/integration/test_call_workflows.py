@@ -32,6 +32,7 @@ class WorkflowNlu(KeywordNlu):
         now: datetime,
         expect: Expect = "open",
         alternatives: tuple[str, ...] = (),
+        transcript: str | None = None,
     ) -> Understanding:
         u = super().understand(text, now=now, expect=expect, alternatives=alternatives)
         t = text.lower()

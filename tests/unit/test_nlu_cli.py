@@ -138,3 +138,10 @@ def test_raw_ulaw_recordings_are_read_as_phone_audio(tmp_path: Path) -> None:
     raw = tmp_path / "call.ulaw"
     raw.write_bytes(bytes([0xFF]) * 800)  # 100 ms of μ-law silence, as Asterisk records it
     assert load_pcm16_8k(str(raw), telephone=False) == b"\x00\x00" * 800
+
+
+def test_a_now_that_is_not_a_time_is_a_clear_error(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-c", str(config_file), "understand", "--now", "garbage", "--text", "hi"]) == 2
+    assert "--now 'garbage' is not an ISO 8601 time" in capsys.readouterr().err
