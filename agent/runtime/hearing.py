@@ -93,7 +93,9 @@ class Ears:
             second_stt=WhisperStt(second, prompt) if second is not None else None,
             min_confidence=cfg.nlu.min_confidence,
         )
-        ears.closers = [first.aclose] + ([second.aclose] if second is not None else [])
+        ears.closers.append(first.aclose)
+        if second is not None:
+            ears.closers.append(second.aclose)
         return ears
 
     async def aclose(self) -> None:
