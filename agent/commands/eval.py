@@ -9,6 +9,7 @@ missed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -105,16 +106,18 @@ def run(args: argparse.Namespace) -> int:
             # The stand-in's synthetic callers speak the utterances; the engines may not import
             # pbxsim (it sits above them), so they are handed in here.
             from agent.pbxsim import callers
+            from agent.runtime.hearing import Ears
 
+            ears = Ears.load(cfg, understander)
             per_voice = audio_eval(
                 cfg,
-                understander,
                 items,
                 voices,
                 args.noise_db,
-                now,
                 synthesize=callers.synthesize_caller,
                 language_of=lambda voice: callers.caller_voice(voice).language,
+                hear=lambda pcm: asyncio.run(ears.hear(pcm, now=now)),
+                nothing=lambda: asyncio.run(ears.nothing(now)),
             )
         except (EngineError, ImportError) as exc:
             print(f"medagent eval --audio: {exc}", file=sys.stderr)

@@ -3,6 +3,7 @@ development set (tests/data/nlu/dev.jsonl, written separately from the training 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from datetime import datetime
@@ -112,9 +113,9 @@ def test_emergencies_spoken_over_the_phone_line_are_caught(model_dir: str) -> No
     is in the README; what must hold for every one is the call's safety net: flagged, or a
     symptom call (screening question first), or asked again - never filed as routine business."""
     from agent.core.g711 import ulaw_decode
-    from agent.engines.hearing import Ears
     from agent.engines.nlu.evaluate import as_a_call_cuts_it, spread
     from agent.pbxsim import callers
+    from agent.runtime.hearing import Ears
 
     natural = [
         v for v in ("joe", "joe-high", "joe-slow", "joe-fast") if v in callers.available_voices()
@@ -122,14 +123,15 @@ def test_emergencies_spoken_over_the_phone_line_are_caught(model_dir: str) -> No
     if not natural:
         pytest.skip("the Piper voice is not installed")
     cfg = dataclasses.replace(Config(), nlu=NluConfig(model_dir=model_dir))
-    ears = Ears.from_config(cfg, Understander.from_config(cfg))
+    ears = Ears.load(cfg, Understander.from_config(cfg))
     emergencies = spread([i for i in load_set() if i.lang == "en" and i.urgency == "emergency"], 16)
     results = []
     for n, item in enumerate(emergencies):
         voice = natural[n % len(natural)]
         ulaw = callers.synthesize_caller(item.text, voice, noise_db=-45, seed=n)
         pcm = as_a_call_cuts_it(ulaw_decode(ulaw).tobytes(), cfg.vad, seed=n)
-        results.append(ears.hear(pcm, now=NOW).understanding or ears.nothing(NOW))
+        hearing = asyncio.run(ears.hear(pcm, now=NOW))
+        results.append(hearing.understanding or asyncio.run(ears.nothing(NOW)))
     report = score(emergencies, results, min_confidence=cfg.nlu.min_confidence)
     assert report.emergency_safety_net == 1.0, report.misses
     assert report.urgency_recall["emergency"] >= 0.9, report.misses

@@ -17,7 +17,6 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -265,25 +264,26 @@ def format_report(report: Report, *, title: str = "text") -> str:
 
 def audio_eval(
     cfg: Config,
-    understander: Any,
     items: Sequence[DevItem],
     voices: Sequence[str],
     noise_db: float,
-    now: datetime,
     *,
     synthesize: Callable[..., bytes],
     language_of: Callable[[str], str],
+    hear: Callable[[bytes], Any],
+    nothing: Callable[[], Understanding],
 ) -> dict[str, dict[str, Any]]:
     """Each voice's utterances spoken over a phone line, heard as a call hears them, scored.
 
-    The test callers belong to the stand-in (``agent.pbxsim.callers``), a layer above the engines,
-    so the command hands them in: ``synthesize(text, voice, noise_db=…, seed=…)`` gives 8 kHz
-    μ-law and ``language_of(voice)`` the language that voice speaks.
+    The test callers belong to the stand-in (``agent.pbxsim.callers``) and the hearing to the
+    runtime (``agent.runtime.hearing.Ears``: the first listen, the understander, the second
+    listen), both layers above the engines, so the command hands them in:
+    ``synthesize(text, voice, noise_db=…, seed=…)`` gives 8 kHz μ-law, ``language_of(voice)`` the
+    language that voice speaks, ``hear(pcm16)`` a ``Hearing`` and ``nothing()`` what a turn with
+    no words is understood as.
     """
     from agent.core.g711 import ulaw_decode
-    from agent.engines.hearing import Ears
 
-    ears = Ears.from_config(cfg, understander)
     per_voice: dict[str, dict[str, Any]] = {}
     for voice in voices:
         # Each voice speaks the utterances of its own language.
@@ -299,18 +299,18 @@ def audio_eval(
             # The caller's line delivers μ-law; the STT engine takes linear 16-bit samples.
             pcm = ulaw_decode(synthesize(item.text, voice, noise_db=noise_db, seed=seed)).tobytes()
             pcm = as_a_call_cuts_it(pcm, cfg.vad, seed=seed)
-            hearing = ears.hear(pcm, now=now)
+            hearing = hear(pcm)
             heard = hearing.heard
             stt_s += hearing.stt_s
-            first_s.append(hearing.first.elapsed_s)
+            first_s.append(hearing.first_s)
             if hearing.second is not None:
-                second_s.append(hearing.second.elapsed_s)
+                second_s.append(hearing.second_s)
             e, n = word_error_rate(item.text, heard)
             edits, words = edits + e, words + n
             e, _ = word_error_rate(item.text, hearing.first.text)
             first_edits += e
             heard_texts.append(heard)
-            results.append(hearing.understanding or ears.nothing(now))
+            results.append(hearing.understanding or nothing())
         report = score(spoken, results, min_confidence=cfg.nlu.min_confidence)
         per_voice[voice] = {
             "n": report.n,
