@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "prints each problem with its fix",
     ),
     "audit": ("agent.commands.audit", "verify the audit log's hash chain"),
+    "triage": (
+        "agent.commands.triage",
+        "explain how the agent triages some words (protocol, red flags, questions); check the "
+        "protocol files",
+    ),
     "rekey": (
         "agent.commands.rekey",
         "rotate the patient-data key: add-key appends a new key (or creates the key file), "

@@ -19,6 +19,7 @@ from typing import Any
 from agent.commands._config import resolve_config_path
 from agent.config import load_config
 from agent.engines.nlu.evaluate import (
+    BLIND_SET,
     DEFAULT_VOICES,
     DEV_SET,
     audio_eval,
@@ -33,6 +34,12 @@ from agent.log import configure_logging
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", default=str(DEV_SET), help="labelled JSONL (default: the dev set)")
+    parser.add_argument(
+        "--blind",
+        action="store_true",
+        help="the blind triage set (tests/data/triage_blind): caller lines written by someone "
+        "who never saw our rules or training data; report it, never tune on it",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
@@ -68,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(resolve_config_path(args.config))
-        items = load_set(args.set)
+        items = load_set(BLIND_SET if args.blind else args.set)
     except ConfigError as exc:
         print(f"medagent: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -206,7 +206,7 @@ class SttConfig:
     open_window_s: float = 10.0
     """Encoder window of open turns in seconds: Whisper's 30 s window cut to this length (or to the
     utterance plus ``short_window_pad_s`` when longer). 30: the full window. 10 s takes about a
-    third of the time for 0.4 points more WER on the dev set (figures in ``engines/stt.py``)."""
+    third of the time for 0.4 points more WER on the dev set (figures in ``bench/stt-notes.md``)."""
     compression_ratio_threshold: float = 2.4
     """Text that zlib compresses better than this is a repetition loop, not speech."""
     min_voiced_ms: int = 100

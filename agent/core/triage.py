@@ -208,6 +208,13 @@ class Triage:
         flags.sort(key=lambda f: 0 if f.urgency == "emergency" else 1)
         return flags
 
+    @classmethod
+    def flags_of(cls, rules: Sequence[Rule], text: str, lang: str = "en") -> list[RedFlag]:
+        """The flags of ``rules`` alone on ``text`` (a protocol's signs), as ``assess`` finds them."""
+        folded = fold(text)
+        order = [lang] + [other for other in LANGS if other != lang]
+        return [f for r in rules if (f := cls._flag(r, folded, order)) is not None]
+
     @staticmethod
     def _flag(
         rule: Rule, folded: Folded, order: list[str], *, respelled: Respelling | None = None
@@ -313,6 +320,33 @@ def _parse_rule(raw: Any, *, file: str, pack: str, index: int) -> Rule:
         pack=pack,
         trigger=trigger,
         requires=tuple(requires),
+        negatable=negatable,
+    )
+
+
+def compile_rule(
+    *,
+    rule_id: str,
+    label: str,
+    urgency: Literal["emergency", "urgent"],
+    phrases: Sequence[str],
+    phrases_es: Sequence[str],
+    file: str,
+    pack: str,
+    negatable: bool = True,
+) -> Rule:
+    """A rule built from phrases held elsewhere (a protocol question's signs): the same matching
+    as a pack's rules, so both read callers the same way."""
+    trigger = _compile_group(
+        {"phrases": list(phrases), "phrases_es": list(phrases_es)}, file=file, where=rule_id
+    )
+    return Rule(
+        id=rule_id,
+        label=label,
+        urgency=urgency,
+        pack=pack,
+        trigger=trigger,
+        requires=(),
         negatable=negatable,
     )
 

@@ -79,6 +79,9 @@ class Understanding:
     alternatives: tuple[str, ...] = ()
     """The recogniser's other hypotheses of the same words (n-best), best first. The dialog tries
     them for a name the directory did not know ("Robert Chin" heard, "Robert Chen" meant)."""
+    protocol: str | None = None
+    """The nurse-line protocol the words are about (``agent/data/protocols``); ``None``: not a
+    health problem, or none recognised."""
 
     def entity(self, label: str) -> Entity | None:
         return next((e for e in self.entities if e.label == label), None)
@@ -94,6 +97,7 @@ class Understanding:
             "entities": [
                 {"label": e.label, "text": e.text, "value": e.value} for e in self.entities
             ],
+            "protocol": self.protocol,
         }
         if self.transcript is not None:
             out = {

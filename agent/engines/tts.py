@@ -283,7 +283,7 @@ class EspeakTts:
 
     def synthesize_samples(self, text: str) -> tuple[Float, int]:
         """The voice's own output (float32 mono at its native 22.05 kHz), before any telephone
-        processing; the caller synthesizer in ``engines.telephone`` starts from this."""
+        processing; the caller synthesizer in ``pbxsim.callers`` starts from this."""
         said = _require_text(text)
         if self._lib is not None:
             with _ESPEAK_LOCK:

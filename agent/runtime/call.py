@@ -58,6 +58,7 @@ from agent.core.dialog.commands import Event as DialogEvent
 from agent.core.dialog.machine import Dialog, DialogSettings, ProviderInfo, State
 from agent.core.office import hours_sentence, is_office_open
 from agent.core.segmenter import Segmenter
+from agent.engines.nlu.protocol_files import current_book
 from agent.errors import AriError, AriNotFound
 from agent.log import get_logger
 from agent.runtime.engines import Engines
@@ -98,6 +99,7 @@ def dialog_settings(cfg: Config) -> DialogSettings:
         cancellation_policy=cfg.practice.cancellation_policy,
         controlled_substances=frozenset(m.lower() for m in cfg.practice.controlled_substances),
         self_care=dict(cfg.practice.self_care),
+        protocols=current_book(cfg.practice.specialty_packs),
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Config, load_config
+from agent.engines.nlu.protocol_files import load_book
 from agent.errors import ConfigError
 from agent.log import get_logger
 
@@ -155,6 +156,14 @@ async def _reload(supervisor: Any, source: str) -> None:
         log.error(
             "reload refused: the configuration file is invalid; keeping the running one",
             error=str(exc),
+        )
+        return
+    try:
+        # Clinicians' protocol edits are read by the next call; a broken file is refused here.
+        load_book(new.practice.specialty_packs)
+    except ConfigError as exc:
+        log.error(
+            "reload refused: a protocol file is invalid; keeping the running ones", error=str(exc)
         )
         return
     await supervisor.reload(new)

@@ -13,6 +13,7 @@ from agent.core.understanding import INTENTS
 from agent.engines.nlu import classifier, train
 from agent.engines.nlu.classifier import IntentClassifier, first_clause, normalize
 from agent.errors import EngineError
+from tests.fakes.topics import HashingEmbedder
 
 DEV = Path(__file__).resolve().parents[1] / "data" / "nlu" / "dev.jsonl"
 
@@ -130,8 +131,8 @@ def test_normalize_is_idempotent_and_plain(text: str) -> None:
 
 def test_training_twice_into_the_same_folder_replaces_the_model(tmp_path: Path) -> None:
     target = tmp_path / "model"
-    first = train.train(target, epochs=1)
-    second = train.train(target, epochs=1)
+    first = train.train(target, epochs=1, embedder=HashingEmbedder())
+    second = train.train(target, epochs=1, embedder=HashingEmbedder())
     assert first["data_hash"] == second["data_hash"] == train.fingerprint(epochs=1)
     # No staging or retired folders are left beside the model.
     assert [p.name for p in tmp_path.iterdir()] == ["model"]

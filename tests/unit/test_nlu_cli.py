@@ -13,6 +13,7 @@ import structlog
 from agent.cli import main
 from agent.engines.nlu import classifier, train
 from agent.engines.nlu.classifier import IntentClassifier
+from tests.fakes.topics import save_small_topic_model
 
 NOW = "2026-03-02T10:00:00-05:00"
 
@@ -24,6 +25,7 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     IntentClassifier(classifier.fit(examples, seed=1, epochs=4), {"data_hash": "small"}).to_disk(
         root / "model"
     )
+    save_small_topic_model(root / "model")
     cfg = root / "medagent.toml"
     cfg.write_text(f'[nlu]\nmodel_dir = "{root / "model"}"\n')
     return cfg
@@ -36,7 +38,8 @@ def _restore_logging() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-KEYS = ["text", "lang", "intent", "confidence", "urgency", "red_flags", "entities"]
+# The shape scripts rely on; ``protocol`` came last (nurse-line protocols).
+KEYS = ["text", "lang", "intent", "confidence", "urgency", "red_flags", "entities", "protocol"]
 
 
 def test_understand_text_prints_one_json_object_per_input(

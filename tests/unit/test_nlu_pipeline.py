@@ -145,10 +145,12 @@ def test_a_stale_model_loads_with_a_warning(tmp_path: Any) -> None:
 
     from agent.engines.nlu import classifier, train
     from agent.engines.nlu.classifier import IntentClassifier
+    from tests.fakes.topics import save_small_topic_model
 
     small = train.expand(train.load_data())[::10]
     model = IntentClassifier(classifier.fit(small, seed=1, epochs=1), {"data_hash": "old"})
     model.to_disk(tmp_path / "m")
+    save_small_topic_model(tmp_path / "m")
     with capture_logs() as logs:
         u = Understander.from_config(Config(nlu=NluConfig(model_dir=str(tmp_path / "m"))))
     assert [e["event"] for e in logs] == ["nlu_model_stale"]

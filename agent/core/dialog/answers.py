@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from agent.core.dialog import escalation, prompts, slots
 from agent.core.dialog.commands import Command, Heard, Say, Slot, SlotPreferences
-from agent.core.dialog.context import Context, State, Task
+from agent.core.dialog.context import PROTOCOL_DETAIL, PROTOCOL_QUESTION, Context, State, Task
 from agent.core.dialog.phrases import (
     ANY_WORDS,
     DONT_KNOW,
@@ -22,12 +22,14 @@ from agent.core.dialog.phrases import (
     yes_no,
 )
 from agent.core.dialog.workflows import advance, ask, commit, declined
+from agent.core.protocols import Protocol, ProtocolBook, Question
+from agent.core.triage import Triage
 from agent.core.understanding import Entity, RedFlag, Understanding
 
 
 def begin(d: Context, kind: str, u: Understanding) -> list[Command]:
     """Start a workflow; what the request already said ("a refill of lisinopril") is kept."""
-    d.task = Task(kind, u.text)
+    d.task = Task(kind, u.text, lang=u.lang)
     harvest(d, u)
     return advance(d)
 
@@ -47,6 +49,8 @@ def answer(d: Context, ev: Heard) -> list[Command]:
         return reask(d, "correction")
     assert t is not None
     harvest(d, u)
+    if t.asking.startswith(PROTOCOL_QUESTION):
+        return protocol_answer(d, t, u)
     if fill(d, t.asking, u):
         d.reprompts = 0
         if t.asking == "screen" and t.slots["screen"] is True:
@@ -74,6 +78,57 @@ def answer(d: Context, ev: Heard) -> list[Command]:
             d.reprompts = 0
             return ask(d, "preferences", "ask_when")
     return reask(d, t.asking)
+
+
+def protocol_answer(d: Context, t: Task, u: Understanding) -> list[Command]:
+    """The yes or no to one of the protocol's disposition questions. A yes to a 911 question is
+    the emergency path and to a see-now question the on-call clinician, at once; a same-day yes
+    goes on to the details and an urgent call-back. A caller who cannot answer after one
+    repeat is put through to the on-call clinician: on a safety question, doubt escalates."""
+    book = d.settings.protocols
+    assert book is not None and t.protocol is not None
+    protocol = book[t.protocol]
+    question = protocol.question(t.asking.removeprefix(PROTOCOL_QUESTION))
+    said = yes_no(u)
+    own_signs = [book.rules(protocol.id)[_index(protocol, question)]]
+    if said is None and Triage.flags_of(own_signs, u.text, u.lang):
+        said = True  # "she's shaking with chills": a sign of this question is a yes
+    if said is None:
+        if d.reprompts >= 1:
+            flag = RedFlag(
+                f"{protocol.rule_id(question)}.unanswered",
+                "urgent",
+                f"{protocol.title}: no clear answer to {question.ask!r}",
+                u.text,
+            )
+            return escalation.urgent(
+                d, replace(u, red_flags=[flag, *u.red_flags], urgency="urgent")
+            )
+        d.reprompts += 1
+        return [
+            Say(prompts.STATIC["yes_no_again"], "yes_no_again"),
+            *d.question,
+            d.listen_for(t.asking),
+        ]
+    d.reprompts = 0
+    t.answers[question.id] = said
+    if said and question.disposition == "911":
+        flag = RedFlag(
+            protocol.rule_id(question), "emergency", f"{protocol.title}: {question.ask}", u.text
+        )
+        return escalation.emergency(
+            d, replace(u, red_flags=[flag, *u.red_flags], urgency="emergency")
+        )
+    if said and question.disposition == "see_now":
+        flag = RedFlag(
+            protocol.rule_id(question), "urgent", f"{protocol.title}: {question.ask}", u.text
+        )
+        return escalation.urgent(d, replace(u, red_flags=[flag, *u.red_flags], urgency="urgent"))
+    return advance(d)
+
+
+def _index(protocol: Protocol, question: Question) -> int:
+    return next(i for i, q in enumerate(protocol.questions) if q.id == question.id)
 
 
 def reask(d: Context, slot: str) -> list[Command]:
@@ -136,6 +191,8 @@ def fill(d: Context, slot: str, u: Understanding) -> bool:
     assert t is not None
     if slot in d.identity or slot in t.slots:
         return True  # harvested from this same utterance
+    if slot.startswith(PROTOCOL_DETAIL):
+        return _told(slot)(d, t, u, u.text.strip())
     filler = _FILL.get(slot)
     return filler is not None and filler(d, t, u, u.text.strip())
 
@@ -299,9 +356,31 @@ def harvest(d: Context, u: Understanding) -> None:
             s["pharmacy"] = spoken_pharmacy(pharmacy)
     if t.kind == "symptoms" and "complaint" not in s and len(t.text.split()) >= 4:
         s["complaint"] = t.text
+    if t.kind == "symptoms":
+        _note_protocol(d, t, u)
     phone = u.entity("phone")
     if phone is not None and isinstance(phone.value, str) and "phone" not in s:
         s["phone"] = phone.value
+
+
+def _note_protocol(d: Context, t: Task, u: Understanding) -> None:
+    """The symptom task's protocol (from the first turn that named one) and every one of its
+    questions the caller has answered yes by their own words so far."""
+    book = d.settings.protocols
+    if book is None:
+        return
+    if t.protocol is None and u.protocol is not None and u.protocol in book:
+        t.protocol = u.protocol
+        for text in (t.text, *d.transcript[-3:]):
+            _note_signs(book, t, text, u.lang)
+    if t.protocol is not None:
+        _note_signs(book, t, u.text, u.lang)
+
+
+def _note_signs(book: ProtocolBook, t: Task, text: str, lang: str) -> None:
+    assert t.protocol is not None
+    for flag in Triage.flags_of(book.rules(t.protocol), text, lang):
+        t.signs.add(flag.rule_id.rsplit(".", 1)[-1])
 
 
 # -- the turn in CONFIRM ------------------------------------------------------------------------

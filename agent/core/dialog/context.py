@@ -29,6 +29,7 @@ from agent.core.dialog.commands import (
     Slot,
     SlotPreferences,
 )
+from agent.core.protocols import ProtocolBook
 from agent.core.understanding import Understanding
 from agent.errors import IllegalTransition
 
@@ -93,7 +94,15 @@ class DialogSettings:
     max_id_attempts: int = 2
     switch_confidence: float = 0.8
     """Mid-task, a different intent this sure (and not a bare answer) changes the topic."""
+    protocols: ProtocolBook | None = None
+    """The nurse-line protocols in force: a symptom call with a recognised protocol is asked its
+    disposition questions (``workflows``); ``None``: one general safety question instead."""
 
+
+PROTOCOL_QUESTION = "q:"
+"""``Task.asking`` for a protocol's disposition question: ``q:<question id>``."""
+PROTOCOL_DETAIL = "detail:"
+"""``Task.asking`` (and the slot) for a protocol's detail: ``detail:<detail id>``."""
 
 TOLD_SLOTS = frozenset({"complaint", "since", "correction"})
 """Questions the caller answers in their own words about what is wrong (or what we got wrong);
@@ -114,6 +123,17 @@ class Task:
     offered: tuple[Slot, ...] = ()
     appointments: tuple[Appointment, ...] = ()
     empty_searches: int = 0
+    lang: str = "en"
+    """The language the request was made in (protocol questions are asked in it)."""
+    protocol: str | None = None
+    """The nurse-line protocol of a symptom task (``DialogSettings.protocols``)."""
+    answers: dict[str, bool] = field(default_factory=dict)
+    """The protocol's questions answered so far: question id → yes."""
+    signs: set[str] = field(default_factory=set)
+    """Protocol questions the caller answered yes without being asked (a sign in their words)."""
+    disposition: str = "routine"
+    """What the protocol's answers decided so far (``same_day`` or ``routine`` while the call
+    goes on: a yes to a 911 or see-now question escalates at once)."""
 
     def record(self) -> dict[str, Any]:
         """What staff need to follow up; plain values only (the record store seals it)."""
@@ -198,8 +218,10 @@ class Context:
 
     def listen_for(self, slot: str) -> Listen:
         """Listening for the answer to the question for ``slot``."""
-        if slot == "screen":
+        if slot == "screen" or slot.startswith(PROTOCOL_QUESTION):
             return self.listen("yes_no")
+        if slot.startswith(PROTOCOL_DETAIL):
+            return self.listen()
         return self.listen(detail=slot not in TOLD_SLOTS)
 
     def listen_again(self) -> Listen:

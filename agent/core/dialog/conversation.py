@@ -80,6 +80,12 @@ def route(d: Context, u: Understanding) -> list[Command]:
     return [*says, Say(prompts.STATIC["take_message"], "take_message"), d.listen()]
 
 
+def symptom_call(d: Context, ev: Heard) -> list[Command]:
+    """A health problem the protocols say needs a clinician today: the nurse line's workflow."""
+    d.reprompts = 0
+    return begin(d, "symptoms", ev.understanding)
+
+
 def switch(d: Context, ev: Heard) -> list[Command]:
     """Mid-task, the caller asked for something else (``answers.new_request``): drop the task and
     take the new request."""

@@ -43,12 +43,26 @@ def emergency(d: Context, u: Understanding) -> list[Command]:
     d.pending = {"intent": u.intent, "red_flags": flags, "request_text": u.text}
     d.requests.append({"intent": "emergency", "red_flags": flags})
     d.move(State.EMERGENCY_OFFER)
+    instruction = (
+        prompts.crisis_instruction(d.settings.emergency_number)
+        if any(_self_harm(f) for f in flags)
+        else prompts.emergency_instruction(d.settings.emergency_number)
+    )
     return [
-        Say(prompts.emergency_instruction(d.settings.emergency_number), barge_in=False),
+        Say(instruction, barge_in=False),
         SaveRecord("emergency", {"red_flags": flags, "text": u.text}, urgent=True),
         Say(prompts.STATIC["emergency_offer"], "emergency_offer"),
         d.listen("yes_no"),
     ]
+
+
+SELF_HARM = ("suicidal", "suicidal_thoughts")
+"""The base pack's rule and the protocol whose flags mean a risk of self-harm: the caller hears
+the crisis line (988) as well as 911."""
+
+
+def _self_harm(rule_id: str) -> bool:
+    return rule_id.split(".", 1)[0] in SELF_HARM
 
 
 def urgent(d: Context, u: Understanding) -> list[Command]:

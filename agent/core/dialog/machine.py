@@ -120,8 +120,13 @@ TABLE: dict[tuple[State, type], Row] = {
     ),
     (MESSAGE, Heard): row(conversation.message, MESSAGE, ANYTHING_ELSE, ENDED),
     (URGENT_MESSAGE, Heard): row(conversation.message, URGENT_MESSAGE, ANYTHING_ELSE, ENDED),
-    # Yes to the symptom workflow's screening question is an emergency (EMERGENCY_OFFER).
-    (ASK, Heard): row(answers.answer, ASK, NEXT_STEP, EMERGENCY_OFFER, ENDED),
+    # Yes to the symptom workflow's screening question, or to a protocol's 911 question, is an
+    # emergency (EMERGENCY_OFFER); yes to a see-now question, or no clear answer to a protocol's
+    # safety question, goes to the on-call clinician (TRANSFERRING, or URGENT_MESSAGE with nobody
+    # on call).
+    (ASK, Heard): row(
+        answers.answer, ASK, NEXT_STEP, EMERGENCY_OFFER, TRANSFERRING, URGENT_MESSAGE, ENDED
+    ),
     (CONFIRM, Heard): row(answers.confirmation, CONFIRM, NEXT_STEP, WRITING, ENDED),
     (ANYTHING_ELSE, Heard): row(
         conversation.anything_else, ANYTHING_ELSE, REQUEST, NEW_REQUEST, ENDED
@@ -161,6 +166,11 @@ FIRST: dict[tuple[State, str], Row] = {
         (s, "urgent"): row(escalation.urgent_heard, TRANSFERRING, URGENT_MESSAGE)
         for s in (REQUEST, ANYTHING_ELSE, ASK, CONFIRM)
     },
+    # A problem the protocols say needs a clinician today, but not now ("it burns when I pee"):
+    # the symptom call, whatever the intent model made of the words; its protocol's more severe
+    # questions are asked first (``workflows``).
+    (REQUEST, "same day"): row(conversation.symptom_call, NEXT_STEP),
+    (ANYTHING_ELSE, "same day"): row(conversation.symptom_call, NEXT_STEP),
     # Mid-task, a new request outranks taking the words as an answer (``answers.new_request``).
     (ASK, "new request"): row(conversation.switch, ASK, NEW_REQUEST),
     (CONFIRM, "new request"): row(conversation.switch, CONFIRM, NEW_REQUEST),
@@ -181,11 +191,32 @@ def first(d: Context, u: Understanding) -> Row | None:
         # Asking with no task is a bug (a hand-back that did not end the dialog): the row's
         # handler asserts it before anything else.
         red_flag = False
+    if red_flag and u.urgency == "urgent" and same_day_only(d, u):
+        # Not the on-call clinician now: the protocol's questions first, then a call-back today.
+        if d.task is not None and d.task.kind == "symptoms":
+            return None
+        return FIRST.get((d.state, "same day"))
     if red_flag and (d.state, u.urgency) in FIRST:
         return FIRST[(d.state, u.urgency)]
     if (d.state, "new request") in FIRST and answers.new_request(d, u):
         return FIRST[(d.state, "new request")]
     return None
+
+
+def same_day_only(d: Context, u: Understanding) -> bool:
+    """Every urgent flag of ``u`` is the sign of a protocol question whose yes means a clinician
+    today, not now (the pack's own urgent rules mean now)."""
+    book = d.settings.protocols
+    if book is None:
+        return False
+    urgent = [f for f in u.red_flags if f.urgency == "urgent"]
+    if not urgent:
+        return False
+    for flag in urgent:
+        found = book.find_question(flag.rule_id)
+        if found is None or found[1].disposition != "same_day":
+            return False
+    return True
 
 
 class Dialog(Context):

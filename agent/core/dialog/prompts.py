@@ -69,12 +69,27 @@ STATIC: dict[str, str] = {
     "nobody_free": "I'm sorry, nobody is free to take your call right now. I'll take a message instead. Please tell me your name and your message.",
     "results_policy": "I can't give test results over the phone. I'll ask the clinician to call you about them.",
     "results_saved": "Thank you. I've asked the clinician to call you about your results.",
+    "same_day_saved": (
+        "Thank you. I've sent this to the on-call clinician, who will call you back today. If it "
+        "gets worse before then, hang up and dial 911."
+    ),
     "nurse_saved": "Thank you. I've sent this to our nurse, who will call you back. If it gets worse, call us back, or dial 911 in an emergency.",
     "new_patient_saved": "Thank you. The front desk will call you to confirm your first visit.",
     "what_else": "Okay. What else can I help with?",
     "kept": "Okay, I've left your appointment as it is.",
     "didnt_hear": "Sorry, I didn't hear anything.",
 }
+
+
+def crisis_instruction(emergency_number: str) -> str:
+    """For a caller at risk of harming themselves: the crisis line as well as the emergency
+    number, and that they were heard."""
+    spaced = " ".join(emergency_number)
+    return (
+        "Thank you for telling me. Your safety matters. If you might act on these thoughts, "
+        f"please hang up now and dial {spaced}. You can also call or text 9 8 8, the Suicide "
+        "and Crisis Lifeline, at any time. If you can't, stay on the line."
+    )
 
 
 def emergency_instruction(emergency_number: str) -> str:
@@ -151,9 +166,12 @@ def confirm_refill(medication: str, strength: str, pharmacy: str, supply: str) -
     return f"A refill of {what}, sent to {pharmacy}. {supply} Is that right?".replace("  ", " ")
 
 
-def confirm_nurse(complaint: str, since: str, severity: str, phone: str) -> str:
+def confirm_nurse(
+    complaint: str, since: str, severity: str, phone: str, *, to: str = "the nurse"
+) -> str:
+    started = f" It started {since}." if since else ""
     return (
-        f"I'll send the nurse this: {complaint}. It started {since}. "
+        f"I'll send {to} this: {complaint}.{started} "
         f"Severity {severity} out of 10. Call-back number {phone}. Is that right?"
     )
 

@@ -37,8 +37,9 @@ from agent.core.dialog.commands import (
     Slot,
     SlotPreferences,
 )
-from agent.core.dialog.context import Context, State, Task
+from agent.core.dialog.context import PROTOCOL_DETAIL, PROTOCOL_QUESTION, Context, State, Task
 from agent.core.dialog.phrases import self_care
+from agent.core.protocols import Protocol
 
 Step = Callable[[Context, Task], list[Command] | None]
 """One step of a workflow: the commands that take it, or ``None`` when it is already done."""
@@ -156,11 +157,96 @@ def _nurse_message(d: Context, t: Task) -> list[Command]:
     data = {**t.record(), **d.who()}
     urgent = isinstance(s.get("severity"), int) and s["severity"] >= 8
     data["queue"] = "nurse_line"
+    protocol = _protocol(d, t)
+    if protocol is not None:
+        # What the clinician needs to act without calling back to ask: the protocol, each
+        # question with its answer, and the disposition they gave.
+        data["protocol"] = protocol.id
+        data["answers"] = {q.ask: t.answers[q.id] for q in protocol.questions if q.id in t.answers}
+        data["disposition"] = t.disposition
+        if t.disposition == "same_day":
+            data["queue"] = "on_call"
+            data["notify"] = "on_call_callback_today"
+            same_day: list[Command] = [Say(prompts.STATIC["same_day_saved"], "same_day_saved")]
+            return finish(d, SaveRecord("message", data, urgent=True), same_day)
     says: list[Command] = [Say(prompts.STATIC["nurse_saved"], "nurse_saved")]
+    if protocol is not None:
+        says.append(Say(protocol.advice_es if t.lang == "es" else protocol.advice))
+        return finish(d, SaveRecord("message", data, urgent=urgent), says)
     advice = self_care(str(s.get("complaint", "")), d.settings.self_care)
     if advice:
         says.append(Say(prompts.self_care(advice)))
     return finish(d, SaveRecord("message", data, urgent=urgent), says)
+
+
+# -- the nurse line's protocol -------------------------------------------------------------------
+
+
+def _protocol(d: Context, t: Task) -> Protocol | None:
+    book = d.settings.protocols
+    if book is None or t.protocol is None or t.protocol not in book:
+        return None
+    return book[t.protocol]
+
+
+def _safety_questions(d: Context, t: Task) -> list[Command] | None:
+    """The protocol's disposition questions, most severe first, until the first yes; a question
+    whose sign the caller already said is a yes without being asked. With no protocol
+    recognised, the one general safety question."""
+    protocol = _protocol(d, t)
+    if protocol is None:
+        return Ask("screen", "ask_screen")(d, t)
+    for q in protocol.questions:
+        said = t.answers.get(q.id)
+        if said is None and q.id in t.signs and q.disposition == "same_day":
+            # Told without being asked ("it burns when I pee"). A more severe question is
+            # still asked first; a sign of one of those escalated the turn it was said in.
+            said = t.answers[q.id] = True
+        if said is True:
+            t.disposition = q.disposition
+            break
+        if said is None:
+            return ask_protocol(d, t, f"{PROTOCOL_QUESTION}{q.id}", q.text(t.lang))
+    if protocol.minimum == "same_day" and t.disposition == "routine":
+        t.disposition = "same_day"
+    return None
+
+
+def _protocol_details(d: Context, t: Task) -> list[Command] | None:
+    """What the clinician will want on record (onset, temperature, allergies...)."""
+    protocol = _protocol(d, t)
+    if protocol is None:
+        return None
+    for detail in protocol.details:
+        slot = f"{PROTOCOL_DETAIL}{detail.id}"
+        if slot not in t.slots:
+            return ask_protocol(d, t, slot, detail.text(t.lang))
+    return None
+
+
+def _since(d: Context, t: Task) -> list[Command] | None:
+    # A protocol's own details ask when it started, in its own words.
+    protocol = _protocol(d, t)
+    if protocol is not None and protocol.details:
+        return None
+    return Ask("since", "ask_since")(d, t)
+
+
+def _nurse_read_back(d: Context, s: dict[str, Any]) -> str:
+    t = d.task
+    assert t is not None
+    since = s.get("since") or s.get(f"{PROTOCOL_DETAIL}onset", "")
+    to = "the on-call clinician" if t.disposition == "same_day" else "the nurse"
+    return prompts.confirm_nurse(
+        s["complaint"], since, str(s["severity"]), slots.spoken_digits(s["phone"]), to=to
+    )
+
+
+def ask_protocol(d: Context, t: Task, slot: str, text: str) -> list[Command]:
+    t.asking = slot
+    d.move(State.ASK)
+    d.question = [Say(text)]
+    return [*d.question, d.listen_for(slot)]
 
 
 def _appointment(s: dict[str, Any]) -> Appointment:
@@ -228,20 +314,21 @@ WORKFLOWS: dict[str, Workflow] = {
         read_back=lambda d, s: prompts.confirm_callback(slots.spoken_digits(s["phone"])),
         write=_callback_request,
     ),
-    # A structured message for the nurse line, after one screening question for emergency signs
-    # (a red flag the recogniser misheard must not end up in a queue: ``answers.answer``).
+    # A structured message for the nurse line, after the protocol's disposition questions (or, with
+    # no protocol recognised, one screening question for emergency signs): a yes to a 911 or
+    # see-now question escalates at once (``answers.answer``); a same-day yes is sent to the
+    # on-call clinician as an urgent call-back.
     "symptoms": Workflow(
         needs_identity=False,
         steps=(
             Ask("complaint", "ask_complaint"),
-            Ask("screen", "ask_screen"),
-            Ask("since", "ask_since"),
+            _safety_questions,
+            _since,
+            _protocol_details,
             Ask("severity", "ask_severity"),
             Ask("phone", "ask_phone"),
         ),
-        read_back=lambda d, s: prompts.confirm_nurse(
-            s["complaint"], s["since"], str(s["severity"]), slots.spoken_digits(s["phone"])
-        ),
+        read_back=lambda d, s: _nurse_read_back(d, s),
         write=_nurse_message,
     ),
 }

@@ -27,6 +27,8 @@ from agent.core.understanding import INTENTS, URGENCIES, Understanding
 from agent.engines.nlu.classifier import normalize
 
 DEV_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "nlu" / "dev.jsonl"
+BLIND_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "triage_blind" / "lines.jsonl"
+"""Written by someone who saw only the protocol list and the labelling rules: never tuned on."""
 DEFAULT_VOICES = ("joe", "us-male", "us-female")
 """Natural Piper voice and two espeak-ng voices (``agent.pbxsim.callers.VOICES``)."""
 
@@ -39,7 +41,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 """The release bar for text input (see tests/integration/test_nlu_model.py)."""
 
 _RANK = {"routine": 0, "urgent": 1, "emergency": 2}
-_FIELDS = ("text", "intent", "urgency", "red_flags", "lang")
+_FIELDS = ("text", "intent", "urgency", "lang")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class DevItem:
     red_flags: tuple[str, ...]
     lang: str
     notes: tuple[str, ...] = ()
+    protocol: str | None = None
+    """The protocol the problem belongs to (``none``: not a health problem); ``None``: not labelled."""
+    disposition: str | None = None
 
 
 def parse_item(line: str, *, where: str = "<line>") -> DevItem:
@@ -69,17 +74,25 @@ def parse_item(line: str, *, where: str = "<line>") -> DevItem:
         raise ValueError(f"{where}: unknown urgency {raw['urgency']!r}")
     if raw["lang"] not in ("en", "es"):
         raise ValueError(f"{where}: unknown lang {raw['lang']!r}; expected en or es")
-    if not isinstance(raw["red_flags"], list):
+    if "red_flags" not in raw and "protocol" not in raw:
+        raise ValueError(f"{where}: missing field(s) red_flags (or protocol)")
+    red_flags = raw.get("red_flags", [])
+    if not isinstance(red_flags, list):
         raise ValueError(f"{where}: red_flags must be a list of rule ids")
-    if raw["red_flags"] and raw["urgency"] == "routine":
-        raise ValueError(f"{where}: red flags {raw['red_flags']} on a routine item")
+    if red_flags and raw["urgency"] == "routine":
+        raise ValueError(f"{where}: red flags {red_flags} on a routine item")
+    protocol = raw.get("protocol")
+    if protocol is not None and not isinstance(protocol, str):
+        raise ValueError(f"{where}: protocol must be a protocol id or 'none'")
     return DevItem(
         text=str(raw["text"]),
         intent=raw["intent"],
         urgency=raw["urgency"],
-        red_flags=tuple(raw["red_flags"]),
+        red_flags=tuple(red_flags),
         lang=raw["lang"],
         notes=tuple(raw.get("notes", ())),
+        protocol=protocol,
+        disposition=raw.get("disposition"),
     )
 
 
@@ -106,6 +119,11 @@ class Report:
     accuracy_by_note: dict[str, float]
     misses: list[dict[str, Any]] = field(default_factory=list)
     """Items we got wrong (intent or urgency). Dev-set text only, never callers' words."""
+    protocol_accuracy: float | None = None
+    """Share of the items labelled with a protocol whose protocol we named (``none``: none)."""
+    by_protocol: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per labelled protocol: n, topic (share named right), urgency (share rated at least as
+    urgent as labelled; routine: exactly)."""
     emergency_safety_net: float = 1.0
     """Share of the emergencies that the dialog cannot file as routine business: flagged (911 or a
     clinician at once), or a symptom call (which gets the emergency screening question first), or too
@@ -137,6 +155,10 @@ class Report:
             "urgency_recall": _rounded(self.urgency_recall),
             "red_flag_recall": round(self.red_flag_recall, 4),
             "emergency_safety_net": round(self.emergency_safety_net, 4),
+            "protocol_accuracy": (
+                None if self.protocol_accuracy is None else round(self.protocol_accuracy, 4)
+            ),
+            "by_protocol": {k: _rounded(v) for k, v in self.by_protocol.items()},
             "accuracy_by_lang": _rounded(self.accuracy_by_lang),
             "accuracy_by_note": _rounded(self.accuracy_by_note),
             "confusion": self.confusion,
@@ -158,6 +180,8 @@ def score(
     flags_found = flags_total = 0
     misses = []
     netted: list[bool] = []
+    topic_right: dict[str, list[bool]] = defaultdict(list)
+    topic_urgency: dict[str, list[bool]] = defaultdict(list)
     for item, result in zip(items, results, strict=True):
         if item.urgency == "emergency":
             netted.append(
@@ -175,19 +199,25 @@ def score(
         else:
             urgency_ok = _RANK[result.urgency] >= _RANK[item.urgency]
         by_urgency[item.urgency].append(urgency_ok)
+        topic_ok = True
+        if item.protocol is not None:
+            topic_ok = (result.protocol or "none") == item.protocol
+            topic_right[item.protocol].append(topic_ok)
+            topic_urgency[item.protocol].append(urgency_ok)
         found = {f.rule_id for f in result.red_flags}
         flags_total += len(item.red_flags)
         flags_found += sum(1 for f in item.red_flags if f in found)
-        if not (right and urgency_ok):
-            misses.append(
-                {
-                    "text": item.text,
-                    "intent": [item.intent, result.intent],
-                    "urgency": [item.urgency, result.urgency],
-                    "red_flags": [list(item.red_flags), sorted(found)],
-                    "confidence": round(result.confidence, 3),
-                }
-            )
+        if not (right and urgency_ok and topic_ok):
+            miss: dict[str, Any] = {
+                "text": item.text,
+                "intent": [item.intent, result.intent],
+                "urgency": [item.urgency, result.urgency],
+                "red_flags": [list(item.red_flags), sorted(found)],
+                "confidence": round(result.confidence, 3),
+            }
+            if item.protocol is not None:
+                miss["protocol"] = [item.protocol, result.protocol or "none"]
+            misses.append(miss)
     correct = sum(confusion[g][g] for g in INTENTS)
     routine = by_urgency.get("routine", [])
     return Report(
@@ -200,6 +230,17 @@ def score(
         accuracy_by_lang={k: _share(v) for k, v in sorted(by_lang.items())},
         accuracy_by_note={k: _share(v) for k, v in sorted(by_note.items())},
         misses=misses,
+        protocol_accuracy=(
+            _share(v for vs in topic_right.values() for v in vs) if topic_right else None
+        ),
+        by_protocol={
+            pid: {
+                "n": float(len(topic_right[pid])),
+                "topic": _share(topic_right[pid]),
+                "urgency": _share(topic_urgency[pid]),
+            }
+            for pid in sorted(topic_right)
+        },
         emergency_safety_net=_share(netted) if netted else 1.0,
     )
 
@@ -253,6 +294,16 @@ def format_report(report: Report, *, title: str = "text") -> str:
         lines.append(f"accuracy[lang={k}]{'':<{7 - len(k)}} {v:7.3f}")
     for k, v in report.accuracy_by_note.items():
         lines.append(f"accuracy[{k}]{'':<{12 - len(k)}} {v:7.3f}")
+    if report.protocol_accuracy is not None:
+        lines.append(f"{'protocol_accuracy':<22} {report.protocol_accuracy:7.3f}")
+        lines.append("per protocol (n, topic named, urgency at least as labelled), worst first:")
+        worst = sorted(
+            report.by_protocol.items(), key=lambda kv: (kv[1]["urgency"], kv[1]["topic"])
+        )
+        for pid, per in worst:
+            lines.append(
+                f"  {pid:<22} {int(per['n']):>3} {per['topic']:6.2f} {per['urgency']:6.2f}"
+            )
     short = {i: i[:6] for i in INTENTS}
     lines.append("confusion (rows: labelled, columns: predicted)")
     lines.append(" " * 15 + " ".join(f"{short[i]:>6}" for i in INTENTS))

@@ -24,6 +24,9 @@ from agent.config import Config, Provider
 from agent.core.understanding import INTENTS, Entity, RedFlag, Understanding, Urgency
 from agent.engines.nlu import lang as language
 from agent.engines.nlu.classifier import IntentClassifier, Prediction
+from agent.engines.nlu.protocol_files import load_book
+from agent.engines.nlu.protocol_reading import ProtocolReader, ProtocolReading
+from agent.engines.nlu.topics import EmbeddingTopics
 from agent.log import get_logger
 
 # Every intent is routine unless triage finds a red flag: a billing question that mentions chest
@@ -53,7 +56,9 @@ class Understander:
         *,
         providers: Sequence[Provider] = (),
         timezone: str = "America/New_York",
+        protocols: ProtocolReader | None = None,
     ) -> None:
+        self._protocols = protocols
         self._classifier = classifier
         self._triage = triage
         self._extract = extract_entities
@@ -77,13 +82,22 @@ class Understander:
                 fix="medagent nlu train --if-changed",
             )
         triage = Triage.load(list(cfg.practice.specialty_packs))  # the base pack is always in
+        book = load_book(cfg.practice.specialty_packs)
+        topics = EmbeddingTopics.load(cfg.nlu.model_dir)
         return cls(
             classifier,
             triage,
             extract_entities,
             providers=cfg.practice.providers,
             timezone=cfg.practice.timezone,
+            protocols=ProtocolReader(book, topics),
         )
+
+    def protocol_reading(self, text: str, *, lang: str = "en") -> ProtocolReading | None:
+        """How the protocols read ``text`` (``medagent triage explain``); ``None`` without them."""
+        if self._protocols is None:
+            return None
+        return self._protocols.read(text, lang=lang)
 
     def understand(
         self,
@@ -105,6 +119,15 @@ class Understander:
                 if flag.rule_id not in seen:
                     seen.add(flag.rule_id)
                     flags.append(flag)
+        protocol = None
+        if self._protocols is not None:
+            reading = self._protocols.read(text, lang=lang, alternatives=alternatives)
+            protocol = reading.protocol
+            for flag in reading.flags:
+                if flag.rule_id not in seen:
+                    seen.add(flag.rule_id)
+                    flags.append(flag)
+            flags.sort(key=lambda f: 0 if f.urgency == "emergency" else 1)
         urgency = combine_urgency(DEFAULT_URGENCY[prediction.intent], flags)
         entities = self._extract(text, now=now, tz=self._tz, providers=self._providers, lang=lang)
         if not any(e.label == "medication" for e in entities):
@@ -129,6 +152,7 @@ class Understander:
             entities=entities,
             transcript=transcript,
             alternatives=tuple(alternatives),
+            protocol=protocol,
         )
 
 

@@ -23,8 +23,9 @@ from typing import Any
 import yaml
 
 from agent.core.understanding import INTENTS
-from agent.engines.nlu import classifier
+from agent.engines.nlu import classifier, topics
 from agent.engines.nlu.classifier import META_FILE, IntentClassifier
+from agent.engines.nlu.protocol_files import PROTOCOL_DIR, all_protocols, protocol_sources
 from agent.log import get_logger
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -118,8 +119,11 @@ def fingerprint(architecture: str = classifier.DEFAULT_ARCHITECTURE, epochs: int
     for path in sorted(DATA_DIR.glob("*.yaml")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
-    for module in (Path(__file__), Path(classifier.__file__)):
+    for module in (Path(__file__), Path(classifier.__file__), Path(topics.__file__)):
         h.update(module.read_bytes())
+    for file, text in protocol_sources():
+        h.update(Path(file).relative_to(PROTOCOL_DIR).as_posix().encode())
+        h.update(text.encode())
     h.update(
         f"spacy={importlib.metadata.version('spacy')};arch={architecture};seed={SEED};epochs={epochs}".encode()
     )
@@ -145,11 +149,19 @@ def train(
     architecture: str = classifier.DEFAULT_ARCHITECTURE,
     epochs: int = EPOCHS,
     seed: int = SEED,
+    embedder: topics.Embedder | None = None,
 ) -> dict[str, Any]:
-    """Train and save atomically into ``model_dir`` (a half-written model is never loaded)."""
+    """Train and save atomically into ``model_dir`` (a half-written model is never loaded).
+    ``embedder``: the topic model's sentence embedder (default: multilingual-e5-small)."""
     started = time.perf_counter()
     examples = expand(load_data(), seed=seed)
     nlp = classifier.fit(examples, seed=seed, epochs=epochs, architecture=architecture)
+    # The triage topic model: every protocol's examples, and the ordinary requests as "none".
+    ordinary = sorted({text for text, intent in examples if intent != "symptoms"})
+    topic_data = topics.training_set(all_protocols(), ordinary)
+    topic_model = topics.EmbeddingTopics.fit(
+        topic_data, embedder or topics.E5Embedder(threads=2), seed=seed
+    )
     meta = {
         "data_hash": fingerprint(architecture, epochs),
         "architecture": architecture,
@@ -157,6 +169,8 @@ def train(
         "seed": seed,
         "examples": len(examples),
         "intents": list(INTENTS),
+        "topic_examples": len(topic_data.texts),
+        "protocols": len(set(topic_data.topics)) - 1,
     }
     target = Path(model_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +180,7 @@ def train(
     retired = target.with_name(f".{target.name}.old-{os.getpid()}")
     try:
         IntentClassifier(nlp, meta).to_disk(staging)
+        topic_model.save(staging)
         if target.exists():
             os.replace(target, retired)
         os.replace(staging, target)
