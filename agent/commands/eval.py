@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the blind triage set (tests/data/triage_blind): caller lines written by someone "
         "who never saw our rules or training data; report it, never tune on it",
     )
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="replay the blind multi-turn calls (tests/data/triage_blind/calls.jsonl) through "
+        "the understander and the dialog: does each emergency reach the 911 instruction within "
+        "two questions of its danger, each urgent call the on-call clinician?",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
@@ -92,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
     except EngineError as exc:
         print(f"medagent eval: {exc}", file=sys.stderr)
         return 2
+
+    if args.calls:
+        return _calls(cfg, understander, now, as_json=args.json)
 
     started = time.perf_counter()
     results = [understander.understand(i.text, now=now) for i in items]
@@ -150,3 +160,54 @@ def run(args: argparse.Namespace) -> int:
     elif failures:
         print("targets missed: " + "; ".join(failures))
     return 1 if args.strict and failures else 0
+
+
+def _calls(cfg: Any, understander: Any, now: datetime, *, as_json: bool) -> int:
+    from agent.engines.nlu.evaluate import BLIND_CALLS, load_calls
+    from agent.runtime.call import dialog_settings
+    from agent.runtime.replay import replay
+
+    settings = dialog_settings(cfg)
+    rows: list[dict[str, Any]] = []
+    for call in load_calls(BLIND_CALLS):
+        r = replay(
+            call["lines"], understander, settings, cfg, now=now, on_call=cfg.transfer.on_call
+        )
+        danger = call["danger_line"]
+        if call["urgency"] == "emergency":
+            ok = r.emergency_after is not None and r.emergency_after - danger <= 2
+        elif call["urgency"] == "urgent":
+            ok = r.on_call_after is not None or r.emergency_after is not None
+        else:
+            ok = r.emergency_after is None
+        rows.append(
+            {
+                "id": call["id"],
+                "urgency": call["urgency"],
+                "danger_line": danger,
+                "emergency_after": r.emergency_after,
+                "on_call_after": r.on_call_after,
+                "ok": ok,
+            }
+        )
+    summary = {
+        level: f"{sum(r['ok'] for r in rows if r['urgency'] == level)}/"
+        f"{sum(r['urgency'] == level for r in rows)}"
+        for level in ("emergency", "urgent", "routine")
+    }
+    if as_json:
+        print(json.dumps({"calls": rows, "summary": summary}, indent=2))
+    else:
+        print(
+            "== blind calls: emergencies with the 911 instruction within two questions of the "
+            "danger, urgent calls reaching the on-call clinician, routine calls with no 911"
+        )
+        for level, value in summary.items():
+            print(f"{level:<10} {value}")
+        for row in rows:
+            print(
+                f"  {row['id']:<5} {row['urgency']:<9} danger@{row['danger_line']} "
+                f"911@{row['emergency_after']} on-call@{row['on_call_after']} "
+                f"{'ok' if row['ok'] else 'MISSED'}"
+            )
+    return 0

@@ -49,6 +49,8 @@ _TOP_KEYS = frozenset(
         "covers",
         "examples",
         "examples_es",
+        "routine_examples",
+        "routine_examples_es",
         "terms",
         "terms_es",
         "minimum",
@@ -117,6 +119,10 @@ class Protocol:
     details: tuple[Detail, ...]
     advice: str
     advice_es: str
+    routine_examples: tuple[str, ...] = ()
+    """The problem in its mild, routine form (care advice, a regular visit): what the urgency
+    model learns is not urgent."""
+    routine_examples_es: tuple[str, ...] = ()
     minimum: Disposition = "routine"
     """The least a call about this topic gets, whatever the answers (an infant's fever: see_now)."""
     file: str = ""
@@ -133,6 +139,7 @@ class Protocol:
         out: list[tuple[str, Disposition | None]] = [
             (e, None) for e in (*self.examples, *self.examples_es)
         ]
+        out += [(e, "routine") for e in (*self.routine_examples, *self.routine_examples_es)]
         for q in self.questions:
             out += [(e, q.disposition) for e in (*q.examples, *q.examples_es)]
         return out
@@ -301,6 +308,8 @@ def parse_protocol(data: dict[str, Any], *, file: str) -> Protocol:
         terms_es=_signs(data, "terms_es", file=file, where=""),
         questions=questions,
         details=details,
+        routine_examples=_strings(data, "routine_examples", file=file, where=""),
+        routine_examples_es=_strings(data, "routine_examples_es", file=file, where=""),
         advice=_text(routine, "advice", file=file, where="routine"),
         advice_es=_text(routine, "advice_es", file=file, where="routine"),
         minimum=minimum,

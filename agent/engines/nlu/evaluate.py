@@ -29,6 +29,23 @@ from agent.engines.nlu.classifier import normalize
 DEV_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "nlu" / "dev.jsonl"
 BLIND_SET = Path(__file__).resolve().parents[3] / "tests" / "data" / "triage_blind" / "lines.jsonl"
 """Written by someone who saw only the protocol list and the labelling rules: never tuned on."""
+BLIND_CALLS = BLIND_SET.with_name("calls.jsonl")
+
+
+def load_calls(path: str | Path = BLIND_CALLS) -> list[dict[str, Any]]:
+    """Multi-turn calls: ``lines``, ``danger_line`` (index, or null), ``urgency``."""
+    calls = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            raw = json.loads(line)
+            if not isinstance(raw.get("lines"), list) or raw.get("urgency") not in URGENCIES:
+                raise ValueError(f"{path}:{number}: expected lines and urgency")
+            calls.append(raw)
+    return calls
+
+
 DEFAULT_VOICES = ("joe", "us-male", "us-female")
 """Natural Piper voice and two espeak-ng voices (``agent.pbxsim.callers.VOICES``)."""
 

@@ -12,16 +12,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from agent.core.negation import fold
 from agent.core.protocols import ProtocolBook, urgency_of
 from agent.core.triage import Triage
 from agent.core.understanding import RedFlag
-from agent.engines.nlu.topics import NEAR_DISPOSITION, NONE, Near, TopicGuess, TopicModel
+from agent.engines.nlu.topics import (
+    EMERGENCY_LEVEL,
+    NEAR_DISPOSITION,
+    NONE,
+    URGENT_LEVEL,
+    Near,
+    TopicGuess,
+    TopicModel,
+)
 
 RUNNING_SCORE = 0.10
 """A topic the model gives at least this probability is in the running: its signs are looked for."""
 RUNNING = 3
+ORDINARY = 0.6
+"""When the model gives ``none`` (ordinary business: a booking, a bill) at least this probability,
+no protocol's signs are looked for; the pack's red-flag rules still are."""
+INFANT_WORDS = (
+    "baby",
+    "babies",
+    "newborn",
+    "infant",
+    "week old",
+    "weeks old",
+    "month old",
+    "months old",
+    "bebe",
+    "recien nacido",
+    "semanas de nacido",
+    "meses",
+)
+"""A protocol for babies is only chosen when the words say there is a baby."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,11 @@ class ProtocolReader:
         self.book = book
         self.topics = topics
 
+    def _fits_age(self, pid: str, text: str, alternatives: Sequence[str], lang: str) -> bool:
+        if self.book[pid].ages != "infant":
+            return True
+        return any(f" {w} " in fold(t).text for t in (text, *alternatives) for w in INFANT_WORDS)
+
     def read(
         self, text: str, *, lang: str = "en", alternatives: Sequence[str] = ()
     ) -> ProtocolReading:
@@ -54,27 +86,54 @@ class ProtocolReader:
             )
         ]
         probability = dict(guess.ranked)
+        ordinary = probability.get(NONE, 0.0) >= ORDINARY
         protocol, by, score = guess.protocol, "model", guess.score
-        if protocol is not None and protocol not in self.book:
-            protocol = None  # a pack the practice does not run
-        if protocol is None and said_terms:
+        if protocol is not None and (
+            protocol not in self.book or not self._fits_age(protocol, text, alternatives, lang)
+        ):
+            # A pack the practice does not run, or a baby's protocol with no baby in the words:
+            # the next best that fits.
+            protocol = next(
+                (
+                    pid
+                    for pid, p in guess.ranked[1:RUNNING]
+                    if pid != NONE
+                    and p >= RUNNING_SCORE
+                    and pid in self.book
+                    and self._fits_age(pid, text, alternatives, lang)
+                ),
+                None,
+            )
+            score = probability.get(protocol, 0.0) if protocol else 0.0
+        if protocol is None and said_terms and not ordinary:
             protocol = max(said_terms, key=lambda pid: probability.get(pid, 0.0))
             by, score = "terms", probability.get(protocol, 0.0)
         if protocol is None:
             by = ""
+        # Whose signs are looked for: the protocol's own, all of them; and the dangerous ones
+        # (911, see now) of the other topics the words may be about. A turn the model is sure is
+        # ordinary business has only the pack's red-flag rules looked at.
         running = [protocol] if protocol else []
-        running += [
-            pid
-            for pid, p in guess.ranked[:RUNNING]
-            if pid != NONE and p >= RUNNING_SCORE and pid in self.book
-        ]
-        running += said_terms
+        if not ordinary:
+            running += [
+                pid
+                for pid, p in guess.ranked[:RUNNING]
+                if pid != NONE and p >= RUNNING_SCORE and pid in self.book
+            ]
+            running += said_terms
         running = list(dict.fromkeys(running))
         flags: list[RedFlag] = []
         seen: set[str] = set()
         for pid in running:
+            rules = self.book.rules(pid)
+            if pid != protocol:
+                rules = tuple(
+                    r
+                    for r, q in zip(rules, self.book[pid].questions, strict=True)
+                    if q.disposition != "same_day"
+                )
             for hypothesis in (text, *alternatives):
-                for flag in Triage.flags_of(self.book.rules(pid), hypothesis, lang):
+                for flag in Triage.flags_of(rules, hypothesis, lang):
                     if flag.rule_id not in seen:
                         seen.add(flag.rule_id)
                         flags.append(flag)
@@ -94,6 +153,25 @@ class ProtocolReader:
                     matched=text,
                 )
             )
+        if guess.levels and not ordinary:
+            emergency = guess.level("911")
+            urgent = emergency + guess.level("see_now") + guess.level("same_day")
+            level: Literal["emergency", "urgent"] | None = (
+                "emergency"
+                if emergency >= EMERGENCY_LEVEL
+                else "urgent"
+                if urgent >= URGENT_LEVEL
+                else None
+            )
+            if level is not None:
+                flags.append(
+                    RedFlag(
+                        rule_id=f"model.{level}",
+                        urgency=level,
+                        label=f"The urgency model: 911 {emergency:.2f}, any urgent {urgent:.2f}",
+                        matched=text,
+                    )
+                )
         if protocol is not None:
             minimum = self.book[protocol].minimum
             if minimum != "routine":

@@ -42,7 +42,11 @@ META_FILE = "topics.json"
 SEED = 7
 MIN_TOPIC_SCORE = 0.35
 """Below this the classifier's best protocol is not believed (the turn may still be ``none``)."""
-NEAR_DISPOSITION = 0.93
+NEAR_DISPOSITION = 0.95
+EMERGENCY_LEVEL = 0.5
+"""The urgency model's probability of 911 at which the turn is an emergency."""
+URGENT_LEVEL = 0.5
+"""Its probability of 911, see-now or same-day together at which the turn is urgent."""
 """Cosine similarity at which the closest example of a protocol in the running, when it is a yes
 to one of its questions, counts for the turn. Set on held-out protocol examples
 (``bench/protocols.py``), never on the blind set."""
@@ -90,6 +94,11 @@ class TopicGuess:
     similarity: float = 0.0
     vector: Vector | None = None
     """The sentence's embedding (``None`` from a model that has none)."""
+    levels: tuple[tuple[str, float], ...] = ()
+    """The urgency model's probability of each disposition (911, see_now, same_day, routine)."""
+
+    def level(self, disposition: str) -> float:
+        return dict(self.levels).get(disposition, 0.0)
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,9 @@ class EmbeddingTopics:
         data: TrainingSet,
         vectors: Vector,
         meta: dict[str, Any] | None = None,
+        urgency: tuple[Vector, Vector] | None = None,
     ) -> None:
+        self.urgency = urgency
         self.embedder = embedder
         self.labels = list(labels)
         self.weights = weights
@@ -178,8 +189,22 @@ class EmbeddingTopics:
         labels = sorted(set(data.topics))
         y = np.array([labels.index(t) for t in data.topics])
         weights, bias = _softmax_regression(vectors, y, len(labels), seed=seed, epochs=epochs)
+        # The urgency head: every sentence whose urgency is known (a yes to a question, a
+        # routine example, an ordinary request), four levels.
+        known = [
+            i
+            for i, (t, d) in enumerate(zip(data.topics, data.dispositions, strict=True))
+            if d is not None or t == NONE
+        ]
+        urgency = None
+        if known:
+            levels = [data.dispositions[i] or "routine" for i in known]
+            u_y = np.array([DISPOSITIONS.index(d) for d in levels])
+            urgency = _softmax_regression(
+                vectors[known], u_y, len(DISPOSITIONS), seed=seed, epochs=epochs
+            )
         meta = {"fingerprint": fingerprint(data), "examples": len(data.texts), "kind": "e5"}
-        return cls(embedder, labels, weights, bias, data, vectors, meta)
+        return cls(embedder, labels, weights, bias, data, vectors, meta, urgency)
 
     def probabilities(self, vectors: Vector) -> Vector:
         logits = vectors @ self.weights + self.bias
@@ -202,6 +227,12 @@ class EmbeddingTopics:
         protocol = best if best != NONE and score >= MIN_TOPIC_SCORE else None
         sims = self.vectors @ vector
         n = int(np.argmax(sims))
+        levels: tuple[tuple[str, float], ...] = ()
+        if self.urgency is not None:
+            logits = vector @ self.urgency[0] + self.urgency[1]
+            e = np.exp(logits - logits.max())
+            probs = e / e.sum()
+            levels = tuple((d, float(probs[i])) for i, d in enumerate(DISPOSITIONS))
         return TopicGuess(
             protocol=protocol,
             score=float(score),
@@ -211,6 +242,7 @@ class EmbeddingTopics:
             nearest_disposition=self.data.dispositions[n],
             similarity=float(sims[n]),
             vector=vector,
+            levels=levels,
         )
 
     def nearest_in(self, guess: TopicGuess, protocols: Sequence[str]) -> Near | None:
@@ -237,6 +269,9 @@ class EmbeddingTopics:
         np.save(path / "weights.npy", self.weights)
         np.save(path / "bias.npy", self.bias)
         np.save(path / "vectors.npy", self.vectors)
+        if self.urgency is not None:
+            np.save(path / "urgency_weights.npy", self.urgency[0])
+            np.save(path / "urgency_bias.npy", self.urgency[1])
         (path / "examples.jsonl").write_text(
             "".join(
                 json.dumps({"text": t, "topic": p, "disposition": d}, ensure_ascii=False) + "\n"
@@ -276,6 +311,9 @@ class EmbeddingTopics:
                 data,
                 np.load(path / "vectors.npy"),
                 meta,
+                (np.load(path / "urgency_weights.npy"), np.load(path / "urgency_bias.npy"))
+                if (path / "urgency_weights.npy").is_file()
+                else None,
             )
         except (OSError, ValueError, KeyError) as exc:
             raise EngineError(
