@@ -158,3 +158,10 @@ def test_suicidal_talk_hears_the_crisis_line_as_well_as_911() -> None:
     u = Understanding("I want to end it", "en", "symptoms", 0.9, "emergency", [flag])
     out = d.handle(Heard(NOW, u))
     assert "9 8 8" in said(out)[0] and "9 1 1" in said(out)[0]
+
+
+def test_a_clear_other_request_with_a_same_day_sign_is_done_as_asked_and_marked_for_today() -> None:
+    d = start()
+    d.handle(heard("I need a refill of my pills, it burns when I pee", intent="refill"))
+    assert d.task is not None and d.task.kind == "refill"
+    assert d.task.disposition == "same_day"  # its record goes to the on-call clinician's list

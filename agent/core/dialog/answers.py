@@ -30,6 +30,9 @@ from agent.core.understanding import Entity, RedFlag, Understanding
 def begin(d: Context, kind: str, u: Understanding) -> list[Command]:
     """Start a workflow; what the request already said ("a refill of lisinopril") is kept."""
     d.task = Task(kind, u.text, lang=u.lang)
+    if kind != "symptoms" and u.urgency == "urgent" and d.settings.protocols is not None:
+        # A same-day sign in a request for something else: done as asked, marked for today.
+        d.task.disposition = "same_day"
     harvest(d, u)
     return advance(d)
 

@@ -50,6 +50,7 @@ from agent.core.dialog.commands import (
 )
 from agent.core.dialog.context import Context, DialogSettings, ProviderInfo, State
 from agent.core.dialog.phrases import read_back_tail
+from agent.core.dialog.workflows import TASK_INTENTS
 from agent.core.understanding import Understanding
 from agent.errors import IllegalTransition
 
@@ -193,7 +194,12 @@ def first(d: Context, u: Understanding) -> Row | None:
         red_flag = False
     if red_flag and u.urgency == "urgent" and same_day_only(d, u):
         # Not the on-call clinician now: the protocol's questions first, then a call-back today.
+        # A clear request for something else ("a refill, I've run out of insulin") is done as
+        # asked, and what it leaves for staff is marked for today (``workflows.finish``); "can I
+        # come in, it stings when I pee" is a health problem first (the nurse line can book).
         if d.task is not None and d.task.kind == "symptoms":
+            return None
+        if u.intent in AS_ASKED and u.confidence >= d.settings.min_confidence:
             return None
         return FIRST.get((d.state, "same day"))
     if red_flag and (d.state, u.urgency) in FIRST:
@@ -201,6 +207,10 @@ def first(d: Context, u: Understanding) -> Row | None:
     if (d.state, "new request") in FIRST and answers.new_request(d, u):
         return FIRST[(d.state, "new request")]
     return None
+
+
+AS_ASKED = TASK_INTENTS - {"schedule", "symptoms"}
+"""Requests done as asked when the words also carry a same-day sign."""
 
 
 def same_day_only(d: Context, u: Understanding) -> bool:

@@ -396,6 +396,10 @@ def commit(d: Context) -> list[Command]:
 
 def finish(d: Context, record: SaveRecord, says: list[Command]) -> list[Command]:
     assert d.task is not None
+    if d.task.disposition == "same_day" and not record.urgent:
+        record = SaveRecord(
+            record.kind, {**record.data, "notify": "on_call_callback_today"}, urgent=True
+        )
     d.requests.append({"intent": d.task.kind, "recorded": True})
     d.task = None
     d.reprompts = 0

@@ -121,6 +121,11 @@ class ProtocolReader:
                 if pid != NONE and p >= RUNNING_SCORE and pid in self.book
             ]
             running += said_terms
+            running = [
+                pid
+                for pid in running
+                if pid == protocol or self._fits_age(pid, text, alternatives, lang)
+            ]
         running = list(dict.fromkeys(running))
         flags: list[RedFlag] = []
         seen: set[str] = set()
