@@ -56,6 +56,19 @@ SCOPE_BREAKS = frozenset(
     """.split()
 )
 
+_SPANISH_CUES_BEFORE_HE = frozenset({"no", "nunca", "jamas", "tampoco", "ni"})
+_PARTICIPLE_ENDINGS = ("ado", "ido", "ada", "ida", "to", "cho")
+
+
+def _spanish_perfect(words: list[str], index: int) -> bool:
+    """ "no he tenido fiebre": here "he" is the Spanish verb "haber" after a negation, followed by
+    a participle, not the English pronoun that starts a new clause ("no, he has a fever")."""
+    if words[index] != "he" or index == 0 or words[index - 1] not in _SPANISH_CUES_BEFORE_HE:
+        return False
+    following = words[index + 1] if index + 1 < len(words) else ""
+    return following.endswith(_PARTICIPLE_ENDINGS)
+
+
 # Relations whose condition a caller reports: "my son", "mi hija".
 RELATIONS = frozenset(
     """
@@ -150,7 +163,7 @@ def is_negated(words_before: list[str]) -> bool:
     scanned = 0
     for index in range(len(words_before) - 1, -1, -1):
         word = words_before[index]
-        if word in SCOPE_BREAKS:
+        if word in SCOPE_BREAKS and not _spanish_perfect(words_before, index):
             return False
         if word in NEGATION_CUES:
             following = words_before[index + 1] if index + 1 < len(words_before) else ""

@@ -24,6 +24,9 @@ def before(text: str, finding: str) -> list[str]:
         ("I haven't had a fever since Monday", "fever", True),
         ("no tengo dolor de pecho", "dolor", True),
         ("sin fiebre", "fiebre", True),
+        ("no he tenido fiebre", "fiebre", True),  # "he": the Spanish verb, not a new subject
+        ("nunca he pensado en quitarme la vida", "quitarme", True),
+        ("no, he has a fever", "fever", False),
         ("not sure if it's chest pain", "chest", False),
         ("I don't know if this is chest pain", "chest", False),
         ("I can't stop the bleeding", "bleeding", False),
