@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="use N utterances, evenly spaced through the set so every intent is represented",
     )
+    parser.add_argument(
+        "--urgency",
+        choices=["emergency", "urgent", "routine"],
+        help="only the utterances labelled with this urgency (e.g. the emergencies through speech)",
+    )
     parser.add_argument("--misses", action="store_true", help="list the utterances we got wrong")
     parser.add_argument(
         "--audio",
@@ -91,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Engines log as they load; the log goes to stderr so stdout stays one report.
     configure_logging(cfg.logging)
+    if args.urgency:
+        items = [i for i in items if i.urgency == args.urgency]
     if args.limit:
         items = spread(items, args.limit)
     now = datetime.fromisoformat(args.now)
