@@ -589,6 +589,28 @@ def check_models(cfg: Config, report: Report) -> None:
         )
     else:
         report.good("nlu", f"intent model in {nlu_dir}")
+    from agent.engines.nlu.protocol_files import load_book
+    from agent.engines.nlu.topics import META_FILE as TOPICS_META
+    from agent.engines.nlu.topics import TOPIC_DIR
+    from agent.errors import ConfigError
+
+    try:
+        book = load_book(cfg.practice.specialty_packs)
+    except ConfigError as exc:
+        report.problem(
+            "protocols",
+            f"a protocol file is invalid: {exc}",
+            "fix the file named (agent/data/protocols/README.md explains every field); "
+            "`medagent triage check` checks them all",
+        )
+    else:
+        report.good("protocols", f"{len(book)} protocols in force ({', '.join(book.packs)})")
+    if not (nlu_dir / TOPIC_DIR / TOPICS_META).is_file():
+        report.problem(
+            "protocols",
+            f"no trained triage topic model in {nlu_dir / TOPIC_DIR}",
+            f"run `{TRAIN_COMMAND}` (it trains the intent and the triage models)",
+        )
 
 
 def _nearest_existing(path: Path) -> Path:

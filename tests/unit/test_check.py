@@ -48,6 +48,8 @@ def setup(tmp_path: Path, sim: PbxSim, ami: FakeAmi) -> dict[str, Any]:
     nlu = tmp_path / "nlu"
     nlu.mkdir()
     (nlu / META_FILE).write_text("{}")
+    (nlu / "topics").mkdir()
+    (nlu / "topics" / "topics.json").write_text("{}")
     return {
         "ari": {"url": sim.base_url, "username": "medagent", "password": "s3cret"},
         "ami": {"enabled": True, "port": ami.port, "password": "amisecret"},
@@ -169,7 +171,9 @@ async def test_bind_host_not_on_this_machine(setup: dict[str, Any]) -> None:
 
 async def test_missing_nlu_model(setup: dict[str, Any], tmp_path: Path) -> None:
     missing = tmp_path / "never-trained"
-    p = _only(await run_checks(_cfg(setup, nlu={"model_dir": str(missing)})), "nlu")
+    report = await run_checks(_cfg(setup, nlu={"model_dir": str(missing)}))
+    p = _only(report, "nlu")
+    assert "medagent nlu train" in next(x for x in report.problems if x.area == "protocols").fix
     assert p.message == f"no trained intent model in {missing}"
     assert p.fix.startswith("run `medagent nlu train`")
 
