@@ -108,3 +108,27 @@ def test_parse_keeps_what_the_dialog_needs() -> None:
     assert [q.disposition for q in p.questions][0] == "911"
     assert p.question("kidney").text("es").startswith("¿")
     assert p.details and p.advice and p.advice_es
+
+
+def test_no_sign_fires_on_ordinary_requests() -> None:
+    """A sign is the caller's words for a yes to a safety question: it must not be a word that
+    ordinary business uses ("this week", "change", "ran out of my..." in a refill). Checked on
+    the intent model's training requests that are not about health (ours, not the blind set)."""
+    from agent.engines.nlu import train
+
+    ordinary = sorted({t for t, intent in train.expand(train.load_data()) if intent != "symptoms"})
+    noisy = []
+    for protocol in all_protocols():
+        book = ProtocolBook.from_sources(
+            [(protocol.file, Path(protocol.file).read_text())], [protocol.pack]
+        )
+        for rule in book.rules(protocol.id):
+            fired = [t for t in ordinary if Triage.flags_of([rule], t)]
+            if len(fired) > MAX_ORDINARY_HITS:
+                noisy.append(f"{protocol.pack}/{rule.id}: {len(fired)}, e.g. {fired[0]!r}")
+    assert not noisy, "\n".join(noisy)
+
+
+MAX_ORDINARY_HITS = 3
+"""The ordinary requests include mixed ones ("a refill, and my cut is red and swollen"): a few
+hits are words that really are about health."""

@@ -63,6 +63,15 @@ class ProtocolReading:
     """The protocols whose signs were looked for."""
 
 
+HEAD_MIN_WORDS = 5
+"""The urgency model reads sentences: a short detail answer ("the ten milligram pills") is not
+one it was trained to judge."""
+
+
+def _long_enough(text: str) -> bool:
+    return len(fold(text).text.split()) >= HEAD_MIN_WORDS
+
+
 class ProtocolReader:
     def __init__(self, book: ProtocolBook, topics: TopicModel) -> None:
         self.book = book
@@ -146,7 +155,7 @@ class ProtocolReader:
         # little (bench/protocols.py: at similarity 0.95, 10 % of yes-examples raised for 9 % of
         # plain ones); the urgency model below does better.
         near = self.topics.nearest_in(guess, running)
-        if guess.levels and not ordinary:
+        if guess.levels and not ordinary and protocol is not None and _long_enough(text):
             emergency = guess.level("911")
             urgent = emergency + guess.level("see_now")
             level: Literal["emergency", "urgent"] | None = (

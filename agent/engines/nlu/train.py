@@ -111,12 +111,19 @@ def _asr_slip(text: str, confusions: dict[str, list[str]], rng: random.Random) -
     return " ".join(words)
 
 
+def detail_answers() -> list[str]:
+    """Short answers to the agent's detail questions (``data/detail_answers.txt``): ordinary."""
+    path = DATA_DIR / "detail_answers.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def fingerprint(architecture: str = classifier.DEFAULT_ARCHITECTURE, epochs: int = EPOCHS) -> str:
     """Hash of everything the model depends on: data files, training code, spaCy version."""
     h = hashlib.sha256()
     # Only the YAML data: the README is not training input and is not installed with the package,
     # so hashing it would call an installed model stale.
-    for path in sorted(DATA_DIR.glob("*.yaml")):
+    for path in sorted([*DATA_DIR.glob("*.yaml"), *DATA_DIR.glob("*.txt")]):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     for module in (Path(__file__), Path(classifier.__file__), Path(topics.__file__)):
@@ -158,6 +165,7 @@ def train(
     nlp = classifier.fit(examples, seed=seed, epochs=epochs, architecture=architecture)
     # The triage topic model: every protocol's examples, and the ordinary requests as "none".
     ordinary = sorted({text for text, intent in examples if intent != "symptoms"})
+    ordinary += detail_answers()
     topic_data = topics.training_set(all_protocols(), ordinary)
     topic_model = topics.EmbeddingTopics.fit(
         topic_data, embedder or topics.E5Embedder(threads=2), seed=seed
