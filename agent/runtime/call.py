@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -81,7 +82,9 @@ class HelperFailed(Exception):
     """One of the call's own tasks (media pump, event pump…) died: a crash, not a hang-up."""
 
 
-def dialog_settings(cfg: Config) -> DialogSettings:
+def dialog_settings(cfg: Config, *, protocols: bool = True) -> DialogSettings:
+    """The dialog's settings from the configuration; ``protocols=False`` leaves the nurse-line
+    protocols out (reading them the first time takes seconds: a call does it off the loop)."""
     return DialogSettings(
         greeting=cfg.practice.greeting,
         emergency_number=cfg.practice.emergency_number,
@@ -99,7 +102,7 @@ def dialog_settings(cfg: Config) -> DialogSettings:
         cancellation_policy=cfg.practice.cancellation_policy,
         controlled_substances=frozenset(m.lower() for m in cfg.practice.controlled_substances),
         self_care=dict(cfg.practice.self_care),
-        protocols=current_book(cfg.practice.specialty_packs),
+        protocols=current_book(cfg.practice.specialty_packs) if protocols else None,
     )
 
 
@@ -131,7 +134,7 @@ class CallSession:
         # The patient directory and schedule the dialog's data commands reach. Without one passed
         # in, clearly fake in-memory data (stand-in, tests, demo), built on first use.
         self.services = services
-        self.dialog = Dialog(dialog_settings(cfg))
+        self.dialog = Dialog(dialog_settings(cfg, protocols=False))
         self.outcome = "unknown"
         """How the call ended: ``caller_hangup``, ``agent_hangup``, ``handed_back:<reason>``,
         ``transferred``, ``crashed``, ``cancelled``."""
@@ -192,6 +195,10 @@ class CallSession:
                 self._events = events
                 self._start_helper(self._pump_events(events), "events")
                 try:
+                    # The protocols in force (compiled once; the first call after start-up or a
+                    # reload may wait for it in a worker thread, never the event loop).
+                    book = await asyncio.to_thread(current_book, self.cfg.practice.specialty_packs)
+                    self.dialog = Dialog(dataclasses.replace(self.dialog.settings, protocols=book))
                     await self.records.call_started(
                         self.call_id,
                         channel_id=self.channel.id,

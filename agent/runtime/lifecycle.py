@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Config, load_config
-from agent.engines.nlu.protocol_files import load_book
+from agent.engines.nlu.protocol_files import refresh_book
 from agent.errors import ConfigError
 from agent.log import get_logger
 
@@ -159,8 +159,9 @@ async def _reload(supervisor: Any, source: str) -> None:
         )
         return
     try:
-        # Clinicians' protocol edits are read by the next call; a broken file is refused here.
-        load_book(new.practice.specialty_packs)
+        # Clinicians' protocol edits are read here, off the event loop, for the calls that start
+        # from now on; a broken file is refused and the book in force kept.
+        await asyncio.to_thread(refresh_book, new.practice.specialty_packs)
     except ConfigError as exc:
         log.error(
             "reload refused: a protocol file is invalid; keeping the running ones", error=str(exc)

@@ -20,6 +20,7 @@ from agent.adapters.ari.client import AriClient
 from agent.adapters.ari.models import Connected, Disconnected, StasisEnd, StasisStart
 from agent.adapters.media import PortPool
 from agent.config import Config
+from agent.engines.nlu.protocol_files import current_book
 from agent.errors import AriError
 from agent.log import get_logger
 from agent.runtime.call import CallSession
@@ -91,6 +92,11 @@ class Supervisor:
 
     async def run(self) -> None:
         """Until cancelled: start calls, reconcile after reconnects."""
+        # The nurse-line protocols are read while the line is quiet, not by the first caller.
+        warm = asyncio.get_running_loop().run_in_executor(
+            None, current_book, self.cfg.practice.specialty_packs
+        )
+        warm.add_done_callback(lambda f: f.cancelled() or f.exception())
         with self.ari.subscribe() as stream:
             async for item in stream:
                 try:

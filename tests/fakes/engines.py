@@ -7,6 +7,7 @@ utterance, in order. Understanding is a small keyword table — enough to drive 
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from datetime import datetime
 
@@ -15,6 +16,7 @@ import numpy as np
 from agent.config import Config
 from agent.core.dialog.commands import Expect
 from agent.core.understanding import Entity, RedFlag, Understanding
+from agent.engines.nlu.protocol_files import current_book
 from agent.engines.tts import EspeakTts
 from agent.engines.vad import build_vad
 from agent.runtime.engines import Engines, SpeechResult
@@ -114,6 +116,9 @@ async def fake_engines(
     tts = EspeakTts(cfg.tts)
     prompts = PromptCache(tts, static_prompts(cfg.practice), cfg.tts, cache_dir=tmp_cache)
     await prompts.start()
+    # As the real engines' loading does (``Understander.from_config``): the protocols are read
+    # before the first call, which would otherwise wait seconds for them.
+    await asyncio.to_thread(current_book, cfg.practice.specialty_packs)
     stt = ScriptedStt(script)
     return (
         Engines(

@@ -24,7 +24,7 @@ from agent.config import Config, Provider
 from agent.core.understanding import INTENTS, Entity, RedFlag, Understanding, Urgency
 from agent.engines.nlu import lang as language
 from agent.engines.nlu.classifier import IntentClassifier, Prediction
-from agent.engines.nlu.protocol_files import load_book
+from agent.engines.nlu.protocol_files import current_book
 from agent.engines.nlu.protocol_reading import ProtocolReader, ProtocolReading
 from agent.engines.nlu.topics import EmbeddingTopics
 from agent.log import get_logger
@@ -82,7 +82,8 @@ class Understander:
                 fix="medagent nlu train --if-changed",
             )
         triage = Triage.load(list(cfg.practice.specialty_packs))  # the base pack is always in
-        book = load_book(cfg.practice.specialty_packs)
+        packs = tuple(cfg.practice.specialty_packs)
+        current_book(packs)  # read and compiled now, in the loading thread
         topics = EmbeddingTopics.load(cfg.nlu.model_dir)
         return cls(
             classifier,
@@ -90,7 +91,7 @@ class Understander:
             extract_entities,
             providers=cfg.practice.providers,
             timezone=cfg.practice.timezone,
-            protocols=ProtocolReader(book, topics),
+            protocols=ProtocolReader(lambda: current_book(packs), topics),
         )
 
     def protocol_reading(self, text: str, *, lang: str = "en") -> ProtocolReading | None:

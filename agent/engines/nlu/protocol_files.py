@@ -7,6 +7,7 @@ practice may switch on later is found at start-up too. Errors name the file and 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -60,28 +61,24 @@ def all_protocols(directory: str | Path | None = None) -> list[Protocol]:
     return out
 
 
-_CACHE: dict[tuple[tuple[str, ...], str, tuple[tuple[str, int], ...]], ProtocolBook] = {}
+_CACHE: dict[tuple[tuple[str, ...], str], ProtocolBook] = {}
+_READING = threading.Lock()
 
 
 def current_book(packs: Iterable[str] = (), directory: str | Path | None = None) -> ProtocolBook:
-    """The book for ``packs``, read again only when a protocol file changed (each call asks; a
-    clinician's edit is in force from the next call, and ``medagent reload`` checks it first)."""
-    root = Path(directory) if directory is not None else PROTOCOL_DIR
-    stamps = tuple((str(p), p.stat().st_mtime_ns) for p in sorted(root.glob("*/*.toml")))
-    key = (tuple(packs), str(root), stamps)
-    book = _CACHE.get(key)
-    if book is not None:
-        return book
-    try:
-        book = load_book(packs, directory)
-    except ConfigError as exc:
-        # A file broken while the agent runs: calls go on with the protocols last read whole
-        # (``medagent reload`` and ``medagent triage check`` say what is wrong).
-        previous = next(iter(_CACHE.values()), None)
-        if previous is None:
-            raise
-        log.error("protocol files invalid; calls keep the last good ones", error=str(exc))
-        return previous
-    _CACHE.clear()
-    _CACHE[key] = book
+    """The book in force for ``packs``: read and compiled once (a few seconds: the start-up does it
+    in a worker thread, through ``Understander.from_config``), then the same object for every
+    call until ``refresh_book`` (``medagent reload``) reads the files again."""
+    key = (tuple(packs), str(directory or PROTOCOL_DIR))
+    with _READING:  # a second caller waits for the first reading instead of doing it again
+        book = _CACHE.get(key)
+        if book is None:
+            book = _CACHE[key] = load_book(packs, directory)
+    return book
+
+
+def refresh_book(packs: Iterable[str] = (), directory: str | Path | None = None) -> ProtocolBook:
+    """Read the files again (``ConfigError`` on a mistake, the book in force kept)."""
+    book = load_book(packs, directory)
+    _CACHE[(tuple(packs), str(directory or PROTOCOL_DIR))] = book
     return book

@@ -10,7 +10,7 @@ sign matcher, lowers anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,9 +73,14 @@ def _long_enough(text: str) -> bool:
 
 
 class ProtocolReader:
-    def __init__(self, book: ProtocolBook, topics: TopicModel) -> None:
-        self.book = book
+    def __init__(self, book: ProtocolBook | Callable[[], ProtocolBook], topics: TopicModel) -> None:
+        # A callable: the book in force at each turn (``medagent reload`` may replace it).
+        self._book = book
         self.topics = topics
+
+    @property
+    def book(self) -> ProtocolBook:
+        return self._book() if callable(self._book) else self._book
 
     def _fits_age(self, pid: str, text: str, alternatives: Sequence[str], lang: str) -> bool:
         if self.book[pid].ages != "infant":
