@@ -91,13 +91,13 @@ class ProtocolReader:
         self, text: str, *, lang: str = "en", alternatives: Sequence[str] = ()
     ) -> ProtocolReading:
         guess = self.topics.guess(text)
-        said_terms = [
-            pid
-            for pid in self.book.ids()
-            if any(
-                Triage.flags_of([self.book.term_rule(pid)], t, lang) for t in (text, *alternatives)
-            )
-        ]
+        # Every protocol's terms in one pass over each hypothesis (the text is folded once).
+        book = self.book
+        terms = [book.term_rule(pid) for pid in book.ids()]
+        heard = {
+            flag.rule_id for t in (text, *alternatives) for flag in Triage.flags_of(terms, t, lang)
+        }
+        said_terms = [pid for pid, rule in zip(book.ids(), terms, strict=True) if rule.id in heard]
         probability = dict(guess.ranked)
         ordinary = probability.get(NONE, 0.0) >= ORDINARY
         protocol, by, score = guess.protocol, "model", guess.score
