@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import PracticeConfig, TtsConfig
-from agent.core.dialog.prompts import STATIC
+from agent.core.dialog.prompts import STATIC, emergency_line
 from agent.core.frames import ULAW_FRAME_BYTES
 from agent.core.pacer import split_frames
 from agent.engines.tts import TtsEngine
@@ -45,8 +45,12 @@ def frames(ulaw: bytes) -> list[bytes]:
 
 def static_prompts(practice: PracticeConfig) -> dict[str, str]:
     """The prompts every call may need at once, by key: the dialog's fixed prompts plus the
-    practice's own greeting."""
-    return {**STATIC, "greeting": practice.greeting}
+    practice's own greeting, and the emergency line said before it."""
+    return {
+        **STATIC,
+        "emergency_line": emergency_line(practice.emergency_number),
+        "greeting": practice.greeting,
+    }
 
 
 def cache_key(identity: str, text: str) -> str:

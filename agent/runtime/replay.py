@@ -114,7 +114,12 @@ async def _until_listen(
             if isinstance(cmd, Say):
                 if after >= 0:
                     out.agent[after].append(cmd.text)
-                if out.emergency_after is None and any(w in cmd.text for w in EMERGENCY_WORDS):
+                # The greeting's own emergency line (after -1) is not an answer to the caller.
+                if (
+                    after >= 0
+                    and out.emergency_after is None
+                    and any(w in cmd.text for w in EMERGENCY_WORDS)
+                ):
                     out.emergency_after = after
             elif isinstance(cmd, SaveRecord) and cmd.urgent and out.on_call_after is None:
                 out.on_call_after = after

@@ -81,7 +81,9 @@ RASH = RedFlag("fever_with_rash", "urgent", "fever with rash", "fever and a rash
 def started() -> Dialog:
     d = Dialog(SETTINGS)
     out = d.handle(CallStarted(NOW, caller_number="5551234567"))
-    assert isinstance(out[0], Say) and out[0].prompt_key == "greeting"
+    # The emergency line first, heard whole; then the practice's greeting, which can be talked over.
+    assert out[0] == Say("If this is an emergency, hang up and dial 9 1 1.", "emergency_line", False)
+    assert isinstance(out[1], Say) and out[1].prompt_key == "greeting" and out[1].barge_in
     assert isinstance(out[-1], Listen)
     return d
 

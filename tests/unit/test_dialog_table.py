@@ -73,7 +73,16 @@ def test_rows_are_states_and_event_types_with_targets_that_are_states() -> None:
         assert r.to and all(isinstance(t, State) for t in r.to), (state, event)
         assert callable(r.handler)
     for (state, words), r in FIRST.items():
-        assert words in ("emergency", "urgent", "same day", "new request")
+        assert words in (
+            "emergency",
+            "urgent",
+            "same day",
+            "command",
+            "aside",
+            "distress",
+            "late correction",
+            "new request",
+        )
         assert r.to and all(isinstance(t, State) for t in r.to), (state, words)
         # What the caller says outranks a row only where what the caller says has a row.
         assert (state, Heard) in TABLE, state

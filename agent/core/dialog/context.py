@@ -131,6 +131,8 @@ class Task:
     """The protocol's questions answered so far: question id → yes."""
     signs: set[str] = field(default_factory=set)
     """Protocol questions the caller answered yes without being asked (a sign in their words)."""
+    asked: list[str] = field(default_factory=list)
+    """The slots asked for, in order ("go back" re-asks the one before the current one)."""
     disposition: str = "routine"
     """What the protocol's answers decided so far (``same_day`` or ``routine`` while the call
     goes on: a yes to a 911 or see-now question escalates at once)."""
@@ -191,6 +193,17 @@ class Context:
     id_attempts: int = 0
     question: list[Command] = field(default_factory=list)
     """The last question asked, to repeat after silence or a non-answer."""
+    said: list[Command] = field(default_factory=list)
+    """What the agent said in its last turn ("repeat that" says it again)."""
+    at_risk: bool = False
+    """The caller spoke of harming themselves: the agent never ends this call itself (a "no" to
+    the clinician keeps the line open; a goodbye hands the call to staff)."""
+    offered_staff: bool = False
+    """The caller was asked whether they want a person (after an apology): their yes is taken as
+    that, their no as "go on"."""
+    just_booked: Appointment | None = None
+    """The appointment written in the turn before "anything else?": "no, wait, the fifteenth"
+    moves it rather than ending the call."""
     moves: frozenset[State] = field(default=frozenset(), init=False, repr=False, compare=False)
     """Where the row being handled may go (set by ``machine.Dialog.handle``; empty between events,
     so nothing moves the state outside a row)."""
@@ -275,6 +288,10 @@ class Context:
 
     def goodbye(self) -> list[Command]:
         self.move(State.ENDED)
+        if self.at_risk:
+            # Never hang up on a caller at risk: the crisis line once more, then a person (the
+            # dialplan's fallback: the front desk, or the on-call voicemail after hours).
+            return [Say(prompts.STATIC["crisis_goodbye"], "crisis_goodbye"), HandBack("at_risk")]
         return [Say(prompts.STATIC["goodbye"], "goodbye"), Hangup(drain=True)]
 
     def drop_task(self, why: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.core.dialog import escalation, prompts
+from agent.core.dialog import escalation, prompts, slots
 from agent.core.dialog.answers import begin
 from agent.core.dialog.commands import (
     CallerHungUp,
@@ -21,18 +21,29 @@ from agent.core.dialog.commands import (
     SaveRecord,
     Say,
 )
-from agent.core.dialog.context import YES_NO_STATES, Context, State, entities
+from agent.core.dialog.context import (
+    PROTOCOL_QUESTION,
+    YES_NO_STATES,
+    Context,
+    State,
+    Task,
+    entities,
+)
 from agent.core.dialog.phrases import (
+    CORRECTION_CUES,
+    command,
     done,
     faq_answer,
+    is_question,
     keyed,
     keyed_choice,
     new_patient,
     read_back_tail,
+    said_any,
     short,
     yes_no,
 )
-from agent.core.dialog.workflows import TASK_INTENTS
+from agent.core.dialog.workflows import TASK_INTENTS, advance, ask, declined
 from agent.core.understanding import Understanding
 
 
@@ -40,7 +51,14 @@ def start(d: Context, ev: CallStarted) -> list[Command]:
     d.caller_number = ev.caller_number
     d.office_open = ev.office_open
     d.move(State.REQUEST)
-    return [Say(d.settings.greeting, prompt_key="greeting"), d.listen()]
+    # The emergency line comes first and is heard whole: a caller who speaks over the greeting
+    # has still heard it. The practice's own words follow, and those can be talked over.
+    line = prompts.emergency_line(d.settings.emergency_number)
+    return [
+        Say(line, prompt_key="emergency_line", barge_in=False),
+        Say(d.settings.greeting, prompt_key="greeting"),
+        d.listen(),
+    ]
 
 
 # -- the open question --------------------------------------------------------------------------
@@ -48,6 +66,15 @@ def start(d: Context, ev: CallStarted) -> list[Command]:
 
 def request(d: Context, ev: Heard) -> list[Command]:
     u = ev.understanding
+    if d.offered_staff:
+        # The answer to "would you like to speak with a person?" after an apology.
+        d.offered_staff = False
+        answer = yes_no(u)
+        if answer is True and short(u.text):
+            return escalation.to_staff(d, "caller_upset")
+        if answer is False and short(u.text):
+            d.reprompts = 0
+            return [Say(prompts.STATIC["go_on"], "go_on"), d.listen()]
     if d.requests and done(u):
         # "No, that's all" after a request was handled: the caller is done.
         return d.goodbye()
@@ -61,11 +88,10 @@ def route(d: Context, u: Understanding) -> list[Command]:
     """Start work on a request the caller made (first, after "anything else?", or mid-task)."""
     if u.intent == "speak_to_staff":
         return escalation.to_staff(d, "caller_asked_for_staff")
-    if u.intent == "office_info":
-        answer = faq_answer(u.text, d.settings.faq)
-        if answer:
-            d.requests.append({"intent": "office_info", "answered": True})
-            return [Say(answer), *d.anything_else()]
+    answer = office_answer(d, u)
+    if answer:
+        d.requests.append({"intent": "office_info", "answered": True})
+        return [Say(answer), *d.anything_else()]
     if u.intent == "billing":
         return escalation.to_billing(d, u)
     if u.intent in TASK_INTENTS:
@@ -80,6 +106,18 @@ def route(d: Context, u: Understanding) -> list[Command]:
     return [*says, Say(prompts.STATIC["take_message"], "take_message"), d.listen()]
 
 
+def office_answer(d: Context, u: Understanding) -> str | None:
+    """The practice's answer when the words are an office question it has one for: asked as an
+    office question, or put as a question whatever the intent model made of it ("is there a fee
+    if I cancel?")."""
+    if u.intent != "office_info" and not is_question(u.text):
+        return None
+    faq = dict(d.settings.faq)
+    if d.settings.cancellation_policy.strip():
+        faq.setdefault("cancellation", d.settings.cancellation_policy.strip())
+    return faq_answer(u.text, faq)
+
+
 def symptom_call(d: Context, ev: Heard) -> list[Command]:
     """A health problem the protocols say needs a clinician today: the nurse line's workflow."""
     d.reprompts = 0
@@ -92,6 +130,101 @@ def switch(d: Context, ev: Heard) -> list[Command]:
     d.drop_task("changed_topic")
     d.reprompts = 0
     return route(d, ev.understanding)
+
+
+# -- steering the call: at any point --------------------------------------------------------------
+
+
+def steer(d: Context, ev: Heard) -> list[Command]:
+    """A command the caller gave (``phrases.command``): a person, the last words again, the
+    previous question, or a fresh start."""
+    u = ev.understanding
+    which = command(u.text)
+    if which == "operator":
+        return escalation.to_staff(d, "caller_asked_for_staff")
+    if which == "back" and d.state in (State.ASK, State.CONFIRM) and d.task is not None:
+        return go_back(d)
+    if which == "start_over":
+        d.drop_task("start_over")
+        if not d.verified:
+            d.identity, d.other_names = {}, ()
+        d.pending, d.reprompts = {}, 0
+        d.move(State.REQUEST)
+        return [Say(prompts.STATIC["start_over"], "start_over"), d.listen()]
+    # "Repeat that" (and "go back" with nothing to go back to): what was last said, once more.
+    said = [c for c in d.said if isinstance(c, Say)] or d.question
+    return [*said, d.listen_again()]
+
+
+def go_back(d: Context) -> list[Command]:
+    """Forget the answer to the question before the current one, and ask it again; at the
+    read-back, "what should I change?"."""
+    t = d.task
+    assert t is not None
+    d.reprompts = 0
+    if d.state is State.CONFIRM:
+        return ask(d, "correction", "ask_correction")
+    if len(t.asked) < 2:
+        return [*d.question, d.listen_again()]
+    t.asked.pop()
+    previous = t.asked.pop()
+    if previous in ("name", "dob"):
+        if d.verified:
+            # Identity is settled once matched: the current question is asked again instead.
+            return [*d.question, d.listen_again()]
+        d.identity.pop(previous, None)
+    elif previous.startswith(PROTOCOL_QUESTION):
+        t.answers.pop(previous.removeprefix(PROTOCOL_QUESTION), None)
+    else:
+        t.slots.pop(previous, None)
+        if previous == "preferences":
+            t.offered = ()
+            t.slots.pop("slot", None)
+    return advance(d)
+
+
+def aside(d: Context, ev: Heard) -> list[Command]:
+    """Mid-task, an office question ("wait, what time do you close on Friday?"): answered, and
+    the task goes on where it was."""
+    answer = office_answer(d, ev.understanding)
+    assert answer is not None
+    return [
+        Say(answer),
+        Say(prompts.STATIC["back_to_task"], "back_to_task"),
+        *d.question,
+        d.listen_again(),
+    ]
+
+
+def distress(d: Context, ev: Heard) -> list[Command]:
+    """An upset caller: an apology and the offer of a person before anything else."""
+    d.offered_staff = True
+    d.reprompts = 0
+    d.move(State.REQUEST)
+    return [Say(prompts.STATIC["distress"], "distress"), d.listen("yes_no")]
+
+
+def late_correction(d: Context, ev: Heard) -> list[Command]:
+    """Right after a booking, "no, wait! the fifteenth": the booking is moved to the day said
+    instead of the call ending with the wrong visit."""
+    appt = d.just_booked
+    assert appt is not None
+    u = ev.understanding
+    d.just_booked = None
+    d.reprompts = 0
+    d.task = Task("reschedule", u.text, lang=u.lang)
+    d.task.slots["appointment"] = appt
+    d.task.appointments = (appt,)
+    prefs = slots.preferences_from(u)
+    d.task.slots["preferences"] = declined(prefs, (appt.slot.id,))
+    return [Say(prompts.STATIC["change_booking"], "change_booking"), *advance(d)]
+
+
+def late_correction_of(d: Context, u: Understanding) -> bool:
+    """The words correct the appointment just booked (a day or time, with a "no" or "wait")."""
+    if d.just_booked is None or not slots.has_preference(u):
+        return False
+    return yes_no(u) is False or said_any(u.text, CORRECTION_CUES)
 
 
 # -- messages and "anything else?" --------------------------------------------------------------

@@ -22,7 +22,7 @@ from agent.core.dialog.commands import (
     TransferEnded,
 )
 from agent.core.dialog.context import Context, State
-from agent.core.dialog.phrases import yes_no
+from agent.core.dialog.phrases import command, yes_no
 from agent.core.understanding import Understanding
 
 # -- red flags ----------------------------------------------------------------------------------
@@ -43,9 +43,11 @@ def emergency(d: Context, u: Understanding) -> list[Command]:
     d.pending = {"intent": u.intent, "red_flags": flags, "request_text": u.text}
     d.requests.append({"intent": "emergency", "red_flags": flags})
     d.move(State.EMERGENCY_OFFER)
+    if any(_self_harm(f) for f in flags):
+        d.at_risk = True
     instruction = (
         prompts.crisis_instruction(d.settings.emergency_number)
-        if any(_self_harm(f) for f in flags)
+        if d.at_risk
         else prompts.emergency_instruction(d.settings.emergency_number)
     )
     return [
@@ -82,7 +84,14 @@ def urgent(d: Context, u: Understanding) -> list[Command]:
 
 def emergency_offer(d: Context, ev: Heard) -> list[Command]:
     """The answer to "shall I connect you to the doctor on call?" after the 911 instruction."""
-    answer = yes_no(ev.understanding)
+    u = ev.understanding
+    answer = yes_no(u)
+    if command(u.text) == "operator":
+        answer = True  # "a person, please": the clinician on call is that person
+    if d.at_risk and answer is None and len(u.text.split()) >= 3:
+        # A caller at risk who goes on talking ("I'm just really tired of everything") is put
+        # through to a person, not asked for a yes or no again.
+        answer = True
     if answer is True:
         return _to_on_call(
             d,
@@ -92,6 +101,10 @@ def emergency_offer(d: Context, ev: Heard) -> list[Command]:
             prompts.STATIC["connecting_on_call"],
             "connecting_on_call",
         )
+    if answer is False and d.at_risk:
+        # Never end the call on a caller at risk: the crisis line again, and the line stays open.
+        d.reprompts = 0
+        return [Say(prompts.STATIC["crisis_stay"], "crisis_stay"), d.listen("yes_no")]
     if answer is False:
         d.move(State.ENDED)
         return [

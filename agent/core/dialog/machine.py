@@ -45,11 +45,12 @@ from agent.core.dialog.commands import (
     NothingHeard,
     PatientLookedUp,
     Rescheduled,
+    Say,
     SlotsFound,
     TransferEnded,
 )
 from agent.core.dialog.context import Context, DialogSettings, ProviderInfo, State
-from agent.core.dialog.phrases import read_back_tail
+from agent.core.dialog.phrases import command, distressed, is_question, read_back_tail
 from agent.core.dialog.workflows import TASK_INTENTS
 from agent.core.understanding import Understanding
 from agent.errors import IllegalTransition
@@ -172,6 +173,21 @@ FIRST: dict[tuple[State, str], Row] = {
     # questions are asked first (``workflows``).
     (REQUEST, "same day"): row(conversation.symptom_call, NEXT_STEP),
     (ANYTHING_ELSE, "same day"): row(conversation.symptom_call, NEXT_STEP),
+    # A command steers the call in any state that listens ("operator", "repeat that", "go back",
+    # "start over"; ``phrases.command``): a person, the last words again, the question before, or
+    # the open question. At the emergency offer, asking for a person is a yes to the clinician.
+    **{
+        (s, "command"): row(conversation.steer, s, REQUEST, TRANSFERRING, MESSAGE, ENDED, NEXT_STEP)
+        for s in (REQUEST, ASK, CONFIRM, ANYTHING_ELSE, MESSAGE, URGENT_MESSAGE)
+    },
+    # Mid-task, an office question is answered and the task goes on where it was.
+    (ASK, "aside"): row(conversation.aside, ASK),
+    (CONFIRM, "aside"): row(conversation.aside, CONFIRM),
+    # An upset caller hears an apology and is offered a person before anything else.
+    (REQUEST, "distress"): row(conversation.distress, REQUEST),
+    (ANYTHING_ELSE, "distress"): row(conversation.distress, REQUEST),
+    # Right after a booking, "no, wait, the fifteenth" moves it.
+    (ANYTHING_ELSE, "late correction"): row(conversation.late_correction, NEXT_STEP),
     # Mid-task, a new request outranks taking the words as an answer (``answers.new_request``).
     (ASK, "new request"): row(conversation.switch, ASK, NEW_REQUEST),
     (CONFIRM, "new request"): row(conversation.switch, CONFIRM, NEW_REQUEST),
@@ -204,6 +220,16 @@ def first(d: Context, u: Understanding) -> Row | None:
         return FIRST.get((d.state, "same day"))
     if red_flag and (d.state, u.urgency) in FIRST:
         return FIRST[(d.state, u.urgency)]
+    if command(u.text) is not None and (d.state, "command") in FIRST:
+        short_enough = d.state not in (MESSAGE, URGENT_MESSAGE) or len(u.text.split()) <= 3
+        if short_enough:
+            return FIRST[(d.state, "command")]
+    if (d.state, "aside") in FIRST and conversation.office_answer(d, u) and is_question(u.text):
+        return FIRST[(d.state, "aside")]
+    if (d.state, "distress") in FIRST and distressed(u.text):
+        return FIRST[(d.state, "distress")]
+    if (d.state, "late correction") in FIRST and conversation.late_correction_of(d, u):
+        return FIRST[(d.state, "late correction")]
     if (d.state, "new request") in FIRST and answers.new_request(d, u):
         return FIRST[(d.state, "new request")]
     return None
@@ -245,7 +271,14 @@ class Dialog(Context):
         if isinstance(event, Heard):
             self.transcript.append(event.understanding.text)
             taken = first(self, event.understanding) or taken
-        return self._take(taken, event)
+        out = self._take(taken, event)
+        if isinstance(event, Heard):
+            # Only the turn right after a booking can correct it.
+            self.just_booked = None
+        spoken: list[Command] = [c for c in out if isinstance(c, Say)]
+        if spoken:
+            self.said = spoken
+        return out
 
     def _take(self, taken: Row, event: Event) -> list[Command]:
         before = self.state

@@ -33,6 +33,99 @@ FAQ_TOPICS: dict[str, tuple[str, ...]] = {
 }
 """Words that point an office question at an FAQ topic."""
 
+_CANCELLATION = re.compile(
+    r"\b(?:fee|fees|charge|charged|penalty|cost|pay)\b.*\b(?:cancel\w*|miss\w*|no.?shows?|late)\b"
+    r"|\b(?:cancel\w*|miss\w*|no.?shows?)\b.*\b(?:fee|fees|charge|charged|penalty|cost|pay)\b"
+    r"|\bcancellation policy\b|\bcobran?\w* .*cancel\w*"
+)
+"""A question about the cost of cancelling or missing a visit: answered with the practice's
+cancellation policy (``DialogSettings.cancellation_policy``)."""
+
+_QUESTION_START = re.compile(
+    r"^(?:(?:wait|sorry|oh|um|uh|actually|and|but|also|quick question|by the way)[, ]+)*"
+    r"(?:what|when|where|how|which|who|why|do you|does|are you|is there|is it|is the|can i|"
+    r"could you tell|should i|will i|qu[eé]|cu[aá]ndo|d[oó]nde|c[oó]mo|a qu[eé] hora)\b"
+)
+
+
+def is_question(text: str) -> bool:
+    """The caller asked something ("wait, what time do you close on Friday?") rather than
+    answered: a question mark from the recogniser, or a question's first words."""
+    lowered = " ".join(re.findall(r"[\w']+", text.lower()))
+    return text.rstrip().endswith("?") or bool(_QUESTION_START.search(lowered))
+
+
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "operator": (
+        "operator", "representative", "real person", "live person", "a person", "a human",
+        "human being", "receptionist", "somebody real", "someone real", "talk to someone",
+        "speak to someone", "talk to somebody", "speak to somebody", "operadora", "operador",
+        "una persona", "hablar con alguien", "recepcionista",
+    ),
+    "repeat": (
+        "repeat that", "repeat it", "repeat the question", "repeat yourself", "say that again", "say it again", "come again", "pardon",
+        "what was that", "what did you say", "sorry what", "what", "huh", "one more time",
+        "i didn't hear you", "i didnt hear you", "i didn't catch that", "repita", "otra vez",
+        "como dice", "cómo dice", "que dijo", "qué dijo", "mande",
+    ),
+    "back": (
+        "go back", "back up", "previous question", "last question", "undo that",
+        "regresar", "volver atras", "volver atrás", "la pregunta anterior",
+    ),
+    "start_over": (
+        "start over", "start again", "begin again", "from the beginning", "from the top",
+        "empezar de nuevo", "comenzar de nuevo", "desde el principio", "otra vez desde el principio",
+    ),
+}  # fmt: skip
+"""Words that steer the call itself, at any point: a person, the last thing said again, the
+previous question, a fresh start. Only a short utterance is a command ("I can't repeat that to my
+wife" is not): ``command``."""
+
+_COMMAND_WORDS = 5
+
+
+def command(text: str) -> str | None:
+    """The command a short utterance gives (``COMMANDS``), if any."""
+    words = re.findall(r"[\w']+", text.lower())
+    if not words or len(words) > _COMMAND_WORDS:
+        return None
+    lowered = " ".join(words)
+    polite = re.sub(
+        r"\b(?:please|can you|could you|can i|could i|i want to|i'd like to|i want|i need|let's|"
+        r"let me|just|um|uh|sorry|oh|por favor|quiero|puede)\b",
+        " ",
+        lowered,
+    )
+    polite = " ".join(polite.split())
+    for name, cues in COMMANDS.items():
+        for cue in cues:
+            if cue == "what":
+                # A bare "what?" (or "sorry, what?", "repeat please") asks for the last thing
+                # again; "a repeat prescription" does not.
+                if polite in ("what", "what what", "repeat", "repite"):
+                    return name
+            elif re.search(rf"\b{re.escape(cue)}\b", lowered):
+                return name
+    return None
+
+
+_DISTRESS = re.compile(
+    r"\b(?:upset|frustrat\w*|angry|furious|fed up|sick of|ridiculous|unacceptable|"
+    r"nobody (?:ever )?(?:calls?|called|answers?|gets back|listens)|no one (?:ever )?(?:calls?|called|answers?|gets back)|"
+    r"never (?:call|get back|answer)\w*|third time|so many times|been waiting (?:for )?(?:days|weeks)|"
+    r"molest[oa]|enojad[oa]|frustrad[oa]|nadie me (?:llama|contesta|regresa))"
+)
+"""The caller is upset with the practice ("I'm so upset, nobody ever calls me back"): they hear
+an apology and the offer of a person before anything else."""
+
+
+def distressed(text: str) -> bool:
+    return bool(_DISTRESS.search(text.lower()))
+
+
+CORRECTION_CUES = ("wait", "actually", "no", "not", "wrong", "change", "meant", "instead", "espere")
+"""A caller correcting what was just done ("no, wait! the fifteenth")."""
+
 ANY_WORDS = frozenset(
     {"any", "anyone", "anybody", "whoever", "first", "earliest", "soonest", "whenever", "matter"}
 )
@@ -65,7 +158,11 @@ READ_BACK_TAILS = frozenset(
 RAN_OUT = re.compile(r"\b(none|out|ran out|no more|nothing)\b")
 """No tablets left ("I ran out"): a supply of zero days."""
 
-_NEW_PATIENT = re.compile(r"\bnew patient\b|\bfirst (?:visit|appointment)\b|\bnever been\b")
+_NEW_PATIENT = re.compile(
+    r"\bnew patient\b|\bfirst (?:visit|appointment)\b|\bnever been\b|\bestablish(?:ing)? care\b"
+    r"|\bbecome a patient\b|\bnew to (?:the|your) (?:practice|office|clinic)\b"
+    r"|\b(?:taking|accepting) new patients\b|\bpaciente nuev[oa]\b"
+)
 
 
 def yes_no(u: Understanding) -> bool | None:
@@ -121,7 +218,10 @@ def new_patient(text: str) -> bool:
 
 def faq_answer(text: str, faq: dict[str, str]) -> str | None:
     """The practice's answer to an office question, when it has one for the topic asked about."""
-    ws = set(re.findall(r"[a-záéíóúñ]+", text.lower()))
+    lowered = text.lower()
+    if "cancellation" in faq and _CANCELLATION.search(lowered):
+        return faq["cancellation"]
+    ws = set(re.findall(r"[a-záéíóúñ]+", lowered))
     for topic, cues in FAQ_TOPICS.items():
         if topic in faq and ws & set(cues):
             return faq[topic]

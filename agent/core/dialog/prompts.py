@@ -78,6 +78,23 @@ STATIC: dict[str, str] = {
     "what_else": "Okay. What else can I help with?",
     "kept": "Okay, I've left your appointment as it is.",
     "didnt_hear": "Sorry, I didn't hear anything.",
+    # Steering the call, at any point.
+    "back_to_task": "Now, back to your request.",
+    "start_over": "Okay, let's start over. How can I help you?",
+    "distress": (
+        "I'm sorry. That sounds frustrating, and I want to make sure you're looked after. "
+        "Would you like to speak with a person?"
+    ),
+    "go_on": "Okay. How can I help you today?",
+    "crisis_stay": (
+        "Okay. I'm still here. You can call or text 9 8 8 at any time, day or night. If you'd "
+        "like to talk with our on-call clinician, just say yes."
+    ),
+    "crisis_goodbye": (
+        "Please remember, you can call or text 9 8 8 at any time, day or night. I'll put you "
+        "through to our staff now."
+    ),
+    "change_booking": "Okay, let's change that.",
 }
 
 
@@ -90,6 +107,11 @@ def crisis_instruction(emergency_number: str) -> str:
         f"please hang up now and dial {spaced}. You can also call or text 9 8 8, the Suicide "
         "and Crisis Lifeline, at any time. If you can't, stay on the line."
     )
+
+
+def emergency_line(emergency_number: str) -> str:
+    """The greeting's first sentence, said whole before the caller can speak over it."""
+    return f"If this is an emergency, hang up and dial {' '.join(emergency_number)}."
 
 
 def emergency_instruction(emergency_number: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from agent.core.dialog import prompts, slots
 from agent.core.dialog.commands import (
+    Appointment,
     AppointmentCancelled,
     AppointmentsListed,
     Booked,
@@ -119,10 +120,13 @@ def written(d: Context, ev: Booked | Rescheduled | AppointmentCancelled) -> list
     data = {**t.record(), **d.who()}
     if isinstance(ev, Booked):
         when = slots.spoken_slot(s["slot"])
+        d.just_booked = ev.appointment
         data.update(action="booked", appointment_id=ev.appointment.id if ev.appointment else "")
         return finish(d, SaveRecord("appointment", data), [Say(prompts.booked(when))])
     if isinstance(ev, Rescheduled):
         when = slots.spoken_slot(s["slot"])
+        moved: Appointment = s["appointment"]
+        d.just_booked = Appointment(moved.id, s["slot"], moved.appointment_type)
         data.update(action="rescheduled")
         return finish(d, SaveRecord("appointment", data), [Say(prompts.rescheduled(when))])
     when = slots.spoken_slot(s["appointment"].slot)

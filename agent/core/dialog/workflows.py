@@ -243,7 +243,7 @@ def _nurse_read_back(d: Context, s: dict[str, Any]) -> str:
 
 
 def ask_protocol(d: Context, t: Task, slot: str, text: str) -> list[Command]:
-    t.asking = slot
+    _asking(t, slot)
     d.move(State.ASK)
     d.question = [Say(text)]
     return [*d.question, d.listen_for(slot)]
@@ -354,7 +354,7 @@ def advance(d: Context) -> list[Command]:
 
 def ask(d: Context, slot: str, key: str | None) -> list[Command]:
     assert d.task is not None
-    d.task.asking = slot
+    _asking(d.task, slot)
     d.move(State.ASK)
     if slot == "appointment":
         text = prompts.appointments_listed([slots.spoken_slot(a.slot) for a in d.task.appointments])
@@ -365,6 +365,12 @@ def ask(d: Context, slot: str, key: str | None) -> list[Command]:
         assert key is not None
         d.question = [Say(prompts.STATIC[key], key)]
     return [*d.question, d.listen_for(slot)]
+
+
+def _asking(t: Task, slot: str) -> None:
+    t.asking = slot
+    if slot != "correction" and (not t.asked or t.asked[-1] != slot):
+        t.asked.append(slot)
 
 
 def confirm(d: Context, text: str) -> list[Command]:
