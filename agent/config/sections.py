@@ -167,6 +167,10 @@ class PracticeConfig:
     self_care: dict[str, str] = field(default_factory=dict)
     """Practice-approved self-care text by topic words (``"sore throat" = "..."``), read after a
     routine symptom message whose complaint contains those words. Empty: no advice at all."""
+    pharmacies: list[str] = field(default_factory=list)
+    """The practice's local pharmacies, each ``"name, street"`` (``"Hilltop Drug, Route 9"``):
+    heard by name or by sound, they are read back by this name and street. Chains are known
+    without it."""
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,14 @@ def _check_values(cfg: Config, file: str) -> None:
                 file=file,
                 key=f"practice.holidays[{i}]",
             ) from None
+    for i, entry in enumerate(cfg.practice.pharmacies):
+        # The same split as agent.engines.nlu.entities.pharmacies.local_pharmacy.
+        if not entry.partition(",")[0].strip():
+            raise ConfigError(
+                f'expected "name, street" such as "Hilltop Drug, Route 9", got {entry!r}',
+                file=file,
+                key=f"practice.pharmacies[{i}]",
+            )
     if not cfg.ari.url.startswith(("http://", "https://")):
         raise ConfigError(f"expected an http(s) URL, got {cfg.ari.url!r}", file=file, key="ari.url")
 
