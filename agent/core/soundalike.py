@@ -87,6 +87,27 @@ def within_one_edit(a: str, b: str) -> bool:
     return a[i:] == b[i + 1 :]
 
 
+# Sounds a phone line blurs into each other: lips (b, f/v, p), the back of the mouth (k, g, j),
+# t and th, the nasals, s and sh, and a glide heard or lost before a vowel ("all greens" for
+# "walgreens"). Swapping one for another costs half a sound.
+_NEAR_SOUNDS = ("bfp", "kgj", "t0", "mn", "s9", "awhy")
+
+
+def sound_distance(a: str, b: str) -> float:
+    """Edit distance between two sound keys: a sound added, dropped or changed costs 1, changed
+    for a near one (``_NEAR_SOUNDS``) 0.5. For names heard whole, where ``within_one_edit`` is too
+    strict ("cb gas" for "CVS" is a near sound and an added one)."""
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i in range(1, len(a) + 1):
+        cur = [float(i)] + [0.0] * len(b)
+        for j in range(1, len(b) + 1):
+            x, y = a[i - 1], b[j - 1]
+            change = 0.0 if x == y else 0.5 if any(x in g and y in g for g in _NEAR_SOUNDS) else 1.0
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + change)
+        prev = cur
+    return prev[-1]
+
+
 @dataclass(frozen=True)
 class Respelling:
     """A text with one word or pair of words replaced by the known word they sound like."""

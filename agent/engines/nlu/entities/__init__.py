@@ -15,16 +15,19 @@ Values:
     time         ``"15:00"``                           part_of_day ``{"part", "start", "end"}``
     dob          ISO date                              phone       digits (10 for US numbers)
     person       ``"Mary O'Brien"``                    medication  generic name (``lisinopril``)
-    dose         ``{"amount": 20.0, "unit": "mg"}``    pharmacy    ``{"chain", "location"}``
-    provider     ``Provider.id``                       yes_no      ``True`` / ``False``
+    dose         ``{"amount": 20.0, "unit": "mg"}``    provider    ``Provider.id``
+    pharmacy     ``{"chain", "location", "known"}``   yes_no      ``True`` / ``False``
+
+A pharmacy with ``known`` false was plainly meant ("Smith's pharmacy") but matched no chain and
+none of ``practice.pharmacies``; its ``chain`` is ``None``.
 
 US conventions: month before day in numeric dates; two-digit birth years are in the past.
 
 One module per kind of entity (``dates``, ``times``, ``dob``, ``phones``, ``person_names``,
-``medications``, ``doses``, ``pharmacies``, ``providers``, ``yes_no``), over the shared
-``words`` and ``numbers``; ``candidates`` chooses among overlapping finds and ``extraction`` puts
-the finders together. Import from this package: a name with a leading underscore is shared by
-its modules and private to it.
+``medications``, ``doses``, ``pharmacies``, ``providers``, ``yes_no``), over the
+shared ``words`` and ``numbers``; ``candidates`` chooses among overlapping finds and
+``extraction`` puts the finders together. Import from this package: a name with a leading
+underscore is shared by its modules and private to it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from agent.engines.nlu.entities.medications import (
     match_medication,
 )
 from agent.engines.nlu.entities.person_names import parse_person_name
-from agent.engines.nlu.entities.pharmacies import PHARMACY_CHAINS
+from agent.engines.nlu.entities.pharmacies import PHARMACY_CHAINS, local_pharmacy
 from agent.engines.nlu.entities.phones import parse_phone
 from agent.engines.nlu.entities.times import PARTS_OF_DAY
 from agent.engines.nlu.entities.yes_no import parse_yes_no
@@ -54,6 +57,7 @@ __all__ = [
     "PHARMACY_CHAINS",
     "DateTimePreference",
     "extract_entities",
+    "local_pharmacy",
     "match_medication",
     "parse_date_of_birth",
     "parse_datetime_preference",

@@ -3,6 +3,7 @@ non-overlapping ones are kept, in order of appearance."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from agent.config import Provider
@@ -13,7 +14,7 @@ from agent.engines.nlu.entities.dates import _find_dates, _local_today
 from agent.engines.nlu.entities.doses import _find_doses
 from agent.engines.nlu.entities.medications import _find_medications
 from agent.engines.nlu.entities.person_names import _find_person, parse_person_name
-from agent.engines.nlu.entities.pharmacies import _find_pharmacies
+from agent.engines.nlu.entities.pharmacies import _pharmacy_finder
 from agent.engines.nlu.entities.phones import _find_phones
 from agent.engines.nlu.entities.providers import _provider_finder
 from agent.engines.nlu.entities.times import _find_times
@@ -22,9 +23,16 @@ from agent.engines.nlu.entities.yes_no import parse_yes_no
 
 
 def extract_entities(
-    text: str, *, now: datetime, tz: str, providers: list[Provider], lang: str = "en"
+    text: str,
+    *,
+    now: datetime,
+    tz: str,
+    providers: list[Provider],
+    lang: str = "en",
+    pharmacies: Sequence[str] = (),
 ) -> list[Entity]:
-    """Every entity in one utterance, in order of appearance. Pure: ``now`` is the call's time."""
+    """Every entity in one utterance, in order of appearance. Pure: ``now`` is the call's time;
+    ``pharmacies`` are the practice's own (``practice.pharmacies``: "name, street")."""
     today = _local_today(now, tz)
     folded = fold(text)
     toks = _tokens(folded)
@@ -35,7 +43,7 @@ def extract_entities(
         _find_times,
         _find_doses,
         _find_medications,
-        _find_pharmacies,
+        _pharmacy_finder(pharmacies),
         _find_person,
         _provider_finder(providers),
     ]
