@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from agent.core.dialog import escalation, prompts, slots
+from agent.core.dialog import escalation, slots, spoken_es
 from agent.core.dialog.commands import Command, Heard, Say, Slot, SlotPreferences
 from agent.core.dialog.context import PROTOCOL_DETAIL, PROTOCOL_QUESTION, Context, State, Task
 from agent.core.dialog.phrases import (
@@ -29,7 +29,7 @@ from agent.core.understanding import Entity, RedFlag, Understanding
 
 def begin(d: Context, kind: str, u: Understanding) -> list[Command]:
     """Start a workflow; what the request already said ("a refill of lisinopril") is kept."""
-    d.task = Task(kind, u.text, lang=u.lang)
+    d.task = Task(kind, u.text, lang=d.lang)
     if kind != "symptoms" and u.urgency == "urgent" and d.settings.protocols is not None:
         # A same-day sign in a request for something else: done as asked, marked for today.
         d.task.disposition = "same_day"
@@ -109,7 +109,7 @@ def protocol_answer(d: Context, t: Task, u: Understanding) -> list[Command]:
             )
         d.reprompts += 1
         return [
-            Say(prompts.STATIC["yes_no_again"], "yes_no_again"),
+            Say(d.p.STATIC["yes_no_again"], "yes_no_again"),
             *d.question,
             d.listen_for(t.asking),
         ]
@@ -141,11 +141,11 @@ def reask(d: Context, slot: str) -> list[Command]:
     again = _ASK_AGAIN.get(slot)
     if again is None:
         return [
-            Say(prompts.STATIC["didnt_catch"], "didnt_catch"),
+            Say(d.p.STATIC["didnt_catch"], "didnt_catch"),
             *d.question,
             d.listen_for(slot),
         ]
-    return [Say(prompts.STATIC[again], again), d.listen_for(slot)]
+    return [Say(d.p.STATIC[again], again), d.listen_for(slot)]
 
 
 _ASK_AGAIN = {
@@ -338,7 +338,8 @@ def harvest(d: Context, u: Understanding) -> None:
             n for n in slots.names_from(u) if n.casefold() != person.value.casefold()
         )
     if t.kind in ("schedule", "new_patient", "reschedule"):
-        provider = provider_in(d, u)
+        # The answer to the name question is the patient's name, whoever shares its surname.
+        provider = provider_in(d, u) if t.asking != "name" else None
         if provider is not None and t.kind == "schedule":
             s["provider"] = provider
         if t.kind != "new_patient" and slots.has_preference(u) and t.asking != "slot":
@@ -353,10 +354,10 @@ def harvest(d: Context, u: Understanding) -> None:
             s["on_medication_list"] = med in d.medications if d.medications else None
         dose = u.entity("dose")
         if dose is not None and "strength" not in s:
-            s["strength"] = spoken_dose(dose)
+            s["strength"] = _dose(d, dose)
         pharmacy = u.entity("pharmacy")
         if pharmacy is not None and "pharmacy" not in s:
-            s["pharmacy"] = spoken_pharmacy(pharmacy)
+            s["pharmacy"] = _pharmacy(d, pharmacy)
     if t.kind == "symptoms" and "complaint" not in s and len(t.text.split()) >= 4:
         s["complaint"] = t.text
     if t.kind == "symptoms":
@@ -413,7 +414,7 @@ def _declined_read_back(d: Context) -> list[Command]:
         # "Shall I cancel it?" "No.": nothing is changed, and nothing is written.
         d.requests.append({"intent": "cancel", "completed": False, "why": "kept"})
         d.task = None
-        return [Say(prompts.STATIC["kept"], "kept"), *d.anything_else()]
+        return [Say(d.p.STATIC["kept"], "kept"), *d.anything_else()]
     if t.kind in ("schedule", "reschedule") and "slot" in t.slots:
         # Not that time: ask again for a day and time, never offering the declined one.
         no: Slot = t.slots.pop("slot")
@@ -456,11 +457,11 @@ def correct(d: Context, u: Understanding) -> bool:
             changed = True
         dose = u.entity("dose")
         if dose is not None:
-            s["strength"] = spoken_dose(dose)
+            s["strength"] = _dose(d, dose)
             changed = True
         pharmacy = u.entity("pharmacy")
         if pharmacy is not None:
-            s["pharmacy"] = spoken_pharmacy(pharmacy)
+            s["pharmacy"] = _pharmacy(d, pharmacy)
             changed = True
         n = slots.number_from(u.text)
         if not changed and n is not None and "day" in u.text.lower():
@@ -507,6 +508,14 @@ def medication_in(d: Context, u: Understanding) -> str | None:
         return e.value.lower()
     ws = set(slots.words(u.text))
     return next((m for m in d.medications if m.lower() in ws), None)
+
+
+def _dose(d: Context, e: Entity) -> str:
+    return spoken_es.spoken_dose(e) if d.lang == "es" else spoken_dose(e)
+
+
+def _pharmacy(d: Context, e: Entity) -> str:
+    return spoken_es.spoken_pharmacy(e) if d.lang == "es" else spoken_pharmacy(e)
 
 
 def spoken_dose(e: Entity) -> str:

@@ -26,6 +26,9 @@ class Say:
     """Key of a pre-rendered static prompt (greeting, sorry…) when the text is one; spoken at once."""
     barge_in: bool = True
     """Whether the caller may interrupt it (never for emergency instructions)."""
+    lang: str = field(default="en", repr=False)
+    """The language it is in: the voice that says it (``Context.lang``; the text shows it, so the
+    repr, which the golden traces record, leaves it out)."""
 
 
 @dataclass(frozen=True)

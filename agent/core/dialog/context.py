@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from agent.core.dialog import prompts
+from agent.core.dialog import prompts, prompts_es, slots, spoken_es
 from agent.core.dialog.commands import (
     Appointment,
     Command,
@@ -201,6 +201,9 @@ class Context:
     offered_staff: bool = False
     """The caller was asked whether they want a person (after an apology): their yes is taken as
     that, their no as "go on"."""
+    lang: str = "en"
+    """The language the agent speaks to this caller: Spanish once the caller asked in Spanish
+    (``machine.Dialog.handle``); every prompt and read-back is then said in it."""
     just_booked: Appointment | None = None
     """The appointment written in the turn before "anything else?": "no, wait, the fifteenth"
     moves it rather than ending the call."""
@@ -219,6 +222,17 @@ class Context:
     @property
     def expect(self) -> Expect:
         return "yes_no" if self.state in YES_NO_STATES else "open"
+
+    @property
+    def p(self) -> Any:
+        """The prompts in the caller's language (``prompts`` or ``prompts_es``: the same keys and
+        functions)."""
+        return prompts_es if self.lang == "es" else prompts
+
+    @property
+    def sp(self) -> Any:
+        """Dates, times, providers and numbers said in the caller's language."""
+        return spoken_es if self.lang == "es" else slots
 
     @property
     def verified(self) -> bool:
@@ -247,33 +261,33 @@ class Context:
 
     def anything_else(self) -> list[Command]:
         self.move(State.ANYTHING_ELSE)
-        return [Say(prompts.STATIC["anything_else"], "anything_else"), self.listen("yes_no")]
+        return [Say(self.p.STATIC["anything_else"], "anything_else"), self.listen("yes_no")]
 
     def take_message(self, intent: str, key: str, *, keep_pending: bool = False) -> list[Command]:
         if not keep_pending:
             self.pending = {"intent": intent}
         self.pending.setdefault("intent", intent)
         self.move(State.MESSAGE)
-        return [Say(prompts.STATIC[key], key), self.listen()]
+        return [Say(self.p.STATIC[key], key), self.listen()]
 
     def reprompt(self) -> list[Command]:
         if self.reprompts >= self.settings.max_reprompts:
             return self.give_up("not_understood")
         self.reprompts += 1
         key = "didnt_catch" if self.reprompts == 1 else "didnt_catch_again"
-        return [Say(prompts.STATIC[key], key), self.listen()]
+        return [Say(self.p.STATIC[key], key), self.listen()]
 
     def reprompt_yes_no(self) -> list[Command]:
         if self.reprompts >= self.settings.max_reprompts:
             return self.give_up("not_understood")
         self.reprompts += 1
-        return [Say(prompts.STATIC["yes_no_again"], "yes_no_again"), self.listen("yes_no")]
+        return [Say(self.p.STATIC["yes_no_again"], "yes_no_again"), self.listen("yes_no")]
 
     def reprompt_confirm(self) -> list[Command]:
         if self.reprompts >= self.settings.max_reprompts:
             return self.give_up("not_understood")
         self.reprompts += 1
-        return [Say(prompts.STATIC["confirm_again"], "confirm_again"), self.listen("yes_no")]
+        return [Say(self.p.STATIC["confirm_again"], "confirm_again"), self.listen("yes_no")]
 
     def give_up(self, reason: str) -> list[Command]:
         """After the re-prompts, offer a person: hand the call to staff, never leave the caller
@@ -284,15 +298,15 @@ class Context:
             out.append(SaveRecord("message", data))
             self.drop_task(reason)
         self.move(State.ENDED)
-        return [*out, Say(prompts.STATIC["connecting_staff"], "connecting_staff"), HandBack(reason)]
+        return [*out, Say(self.p.STATIC["connecting_staff"], "connecting_staff"), HandBack(reason)]
 
     def goodbye(self) -> list[Command]:
         self.move(State.ENDED)
         if self.at_risk:
             # Never hang up on a caller at risk: the crisis line once more, then a person (the
             # dialplan's fallback: the front desk, or the on-call voicemail after hours).
-            return [Say(prompts.STATIC["crisis_goodbye"], "crisis_goodbye"), HandBack("at_risk")]
-        return [Say(prompts.STATIC["goodbye"], "goodbye"), Hangup(drain=True)]
+            return [Say(self.p.STATIC["crisis_goodbye"], "crisis_goodbye"), HandBack("at_risk")]
+        return [Say(self.p.STATIC["goodbye"], "goodbye"), Hangup(drain=True)]
 
     def drop_task(self, why: str) -> None:
         if self.task is not None:

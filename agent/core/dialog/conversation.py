@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.core.dialog import escalation, prompts, slots
+from agent.core.dialog import escalation, slots
 from agent.core.dialog.answers import begin
 from agent.core.dialog.commands import (
     CallerHungUp,
@@ -41,6 +41,7 @@ from agent.core.dialog.phrases import (
     read_back_tail,
     said_any,
     short,
+    wants_spanish,
     yes_no,
 )
 from agent.core.dialog.workflows import TASK_INTENTS, advance, ask, declined
@@ -53,7 +54,7 @@ def start(d: Context, ev: CallStarted) -> list[Command]:
     d.move(State.REQUEST)
     # The emergency line comes first and is heard whole: a caller who speaks over the greeting
     # has still heard it. The practice's own words follow, and those can be talked over.
-    line = prompts.emergency_line(d.settings.emergency_number)
+    line = d.p.emergency_line(d.settings.emergency_number)
     return [
         Say(line, prompt_key="emergency_line", barge_in=False),
         Say(d.settings.greeting, prompt_key="greeting"),
@@ -74,7 +75,7 @@ def request(d: Context, ev: Heard) -> list[Command]:
             return escalation.to_staff(d, "caller_upset")
         if answer is False and short(u.text):
             d.reprompts = 0
-            return [Say(prompts.STATIC["go_on"], "go_on"), d.listen()]
+            return [Say(d.p.STATIC["go_on"], "go_on"), d.listen()]
     if d.requests and done(u):
         # "No, that's all" after a request was handled: the caller is done.
         return d.goodbye()
@@ -101,9 +102,9 @@ def route(d: Context, u: Understanding) -> list[Command]:
         return begin(d, kind, u)
     d.pending = {"intent": u.intent, "request_text": u.text, "entities": entities(u)}
     d.move(State.MESSAGE)
-    ack = prompts.intent_ack(u.intent)
+    ack = d.p.intent_ack(u.intent)
     says: list[Command] = [Say(ack)] if ack else []
-    return [*says, Say(prompts.STATIC["take_message"], "take_message"), d.listen()]
+    return [*says, Say(d.p.STATIC["take_message"], "take_message"), d.listen()]
 
 
 def office_answer(d: Context, u: Understanding) -> str | None:
@@ -140,6 +141,17 @@ def steer(d: Context, ev: Heard) -> list[Command]:
     previous question, or a fresh start."""
     u = ev.understanding
     which = command(u.text)
+    if which is None and wants_spanish(u.text):
+        # "Español": the question again, now in Spanish (``Dialog`` switched the language).
+        again = [
+            Say(d.p.STATIC[c.prompt_key], c.prompt_key)
+            if isinstance(c, Say) and c.prompt_key in d.p.STATIC
+            else c
+            for c in d.question
+        ]
+        if d.state in (State.REQUEST, State.ANYTHING_ELSE) or not again:
+            again = [Say(d.p.STATIC["go_on"], "go_on")]
+        return [*again, d.listen_again()]
     if which == "operator":
         return escalation.to_staff(d, "caller_asked_for_staff")
     if which == "back" and d.state in (State.ASK, State.CONFIRM) and d.task is not None:
@@ -150,7 +162,7 @@ def steer(d: Context, ev: Heard) -> list[Command]:
             d.identity, d.other_names = {}, ()
         d.pending, d.reprompts = {}, 0
         d.move(State.REQUEST)
-        return [Say(prompts.STATIC["start_over"], "start_over"), d.listen()]
+        return [Say(d.p.STATIC["start_over"], "start_over"), d.listen()]
     # "Repeat that" (and "go back" with nothing to go back to): what was last said, once more.
     said = [c for c in d.said if isinstance(c, Say)] or d.question
     return [*said, d.listen_again()]
@@ -190,7 +202,7 @@ def aside(d: Context, ev: Heard) -> list[Command]:
     assert answer is not None
     return [
         Say(answer),
-        Say(prompts.STATIC["back_to_task"], "back_to_task"),
+        Say(d.p.STATIC["back_to_task"], "back_to_task"),
         *d.question,
         d.listen_again(),
     ]
@@ -201,7 +213,7 @@ def distress(d: Context, ev: Heard) -> list[Command]:
     d.offered_staff = True
     d.reprompts = 0
     d.move(State.REQUEST)
-    return [Say(prompts.STATIC["distress"], "distress"), d.listen("yes_no")]
+    return [Say(d.p.STATIC["distress"], "distress"), d.listen("yes_no")]
 
 
 def late_correction(d: Context, ev: Heard) -> list[Command]:
@@ -217,7 +229,7 @@ def late_correction(d: Context, ev: Heard) -> list[Command]:
     d.task.appointments = (appt,)
     prefs = slots.preferences_from(u)
     d.task.slots["preferences"] = declined(prefs, (appt.slot.id,))
-    return [Say(prompts.STATIC["change_booking"], "change_booking"), *advance(d)]
+    return [Say(d.p.STATIC["change_booking"], "change_booking"), *advance(d)]
 
 
 def late_correction_of(d: Context, u: Understanding) -> bool:
@@ -245,8 +257,8 @@ def message(d: Context, ev: Heard) -> list[Command]:
     key = "urgent_message_saved" if urgent else "message_saved"
     return [
         SaveRecord("message", data, urgent=urgent),
-        Say(prompts.message_readback(u.text)),
-        Say(prompts.STATIC[key], key),
+        Say(d.p.message_readback(u.text)),
+        Say(d.p.STATIC[key], key),
         d.listen("yes_no"),
     ]
 
@@ -268,7 +280,7 @@ def anything_else(d: Context, ev: Heard) -> list[Command]:
         return d.goodbye()
     if answer is True:
         d.move(State.REQUEST)
-        return [Say(prompts.STATIC["what_else"], "what_else"), d.listen()]
+        return [Say(d.p.STATIC["what_else"], "what_else"), d.listen()]
     return d.reprompt_yes_no()
 
 
@@ -282,11 +294,11 @@ def nothing(d: Context, ev: NothingHeard) -> list[Command]:
     if d.state in (State.ASK, State.CONFIRM) and d.question:
         # Repeat the question itself: "are you still there, how can I help" would lose the thread.
         return [
-            Say(prompts.STATIC["didnt_hear"], "didnt_hear"),
+            Say(d.p.STATIC["didnt_hear"], "didnt_hear"),
             *d.question,
             d.listen_again(),
         ]
-    return [Say(prompts.STATIC["still_there"], "still_there"), d.listen_again()]
+    return [Say(d.p.STATIC["still_there"], "still_there"), d.listen_again()]
 
 
 def nothing_else(d: Context, ev: NothingHeard) -> list[Command]:

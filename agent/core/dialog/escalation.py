@@ -10,7 +10,7 @@ urgent message. Which states these apply in is written once, in ``machine.RED_FL
 
 from __future__ import annotations
 
-from agent.core.dialog import prompts, slots
+from agent.core.dialog import slots
 from agent.core.dialog.commands import (
     Command,
     HandBack,
@@ -46,14 +46,14 @@ def emergency(d: Context, u: Understanding) -> list[Command]:
     if any(_self_harm(f) for f in flags):
         d.at_risk = True
     instruction = (
-        prompts.crisis_instruction(d.settings.emergency_number)
+        d.p.crisis_instruction(d.settings.emergency_number)
         if d.at_risk
-        else prompts.emergency_instruction(d.settings.emergency_number)
+        else d.p.emergency_instruction(d.settings.emergency_number)
     )
     return [
         Say(instruction, barge_in=False),
         SaveRecord("emergency", {"red_flags": flags, "text": u.text}, urgent=True),
-        Say(prompts.STATIC["emergency_offer"], "emergency_offer"),
+        Say(d.p.STATIC["emergency_offer"], "emergency_offer"),
         d.listen("yes_no"),
     ]
 
@@ -78,7 +78,7 @@ def urgent(d: Context, u: Understanding) -> list[Command]:
     }
     d.requests.append({"intent": "urgent", "red_flags": flags})
     return _to_on_call(
-        d, u.text, flags, "urgent", prompts.STATIC["urgent_connecting"], "urgent_connecting"
+        d, u.text, flags, "urgent", d.p.STATIC["urgent_connecting"], "urgent_connecting"
     )
 
 
@@ -98,17 +98,17 @@ def emergency_offer(d: Context, ev: Heard) -> list[Command]:
             d.pending.get("request_text", ""),
             d.pending.get("red_flags", []),
             "emergency",
-            prompts.STATIC["connecting_on_call"],
+            d.p.STATIC["connecting_on_call"],
             "connecting_on_call",
         )
     if answer is False and d.at_risk:
         # Never end the call on a caller at risk: the crisis line again, and the line stays open.
         d.reprompts = 0
-        return [Say(prompts.STATIC["crisis_stay"], "crisis_stay"), d.listen("yes_no")]
+        return [Say(d.p.STATIC["crisis_stay"], "crisis_stay"), d.listen("yes_no")]
     if answer is False:
         d.move(State.ENDED)
         return [
-            Say(prompts.emergency_goodbye(d.settings.emergency_number), barge_in=False),
+            Say(d.p.emergency_goodbye(d.settings.emergency_number), barge_in=False),
             Hangup(),
         ]
     return d.reprompt_yes_no()
@@ -119,7 +119,7 @@ def _to_on_call(
 ) -> list[Command]:
     if not d.settings.on_call:
         d.move(State.URGENT_MESSAGE)
-        return [Say(prompts.STATIC["no_clinician"], "no_clinician"), d.listen()]
+        return [Say(d.p.STATIC["no_clinician"], "no_clinician"), d.listen()]
     d.move(State.TRANSFERRING)
     return [
         Say(say, key),
@@ -173,7 +173,7 @@ def to_front_desk(d: Context, reason: str) -> list[Command]:
     d.pending = {"intent": "speak_to_staff", "transfer": True}
     d.move(State.TRANSFERRING)
     return [
-        Say(prompts.STATIC["connecting_front_desk"], "connecting_front_desk"),
+        Say(d.p.STATIC["connecting_front_desk"], "connecting_front_desk"),
         Transfer(
             (d.settings.front_desk,),
             reason=reason,
@@ -190,7 +190,7 @@ def to_billing(d: Context, u: Understanding) -> list[Command]:
     d.pending = {"intent": "billing", "request_text": u.text, "transfer": True}
     d.move(State.TRANSFERRING)
     return [
-        Say(prompts.STATIC["billing_connecting"], "billing_connecting"),
+        Say(d.p.STATIC["billing_connecting"], "billing_connecting"),
         Transfer(
             (d.settings.billing,),
             reason="billing",
@@ -218,7 +218,7 @@ def transfer_ended(d: Context, ev: TransferEnded) -> list[Command]:
                 {"target": ev.target, "answered": False, "status": ev.status},
                 urgent=True,
             ),
-            Say(prompts.STATIC["no_clinician"], "no_clinician"),
+            Say(d.p.STATIC["no_clinician"], "no_clinician"),
             d.listen(),
         ]
     if d.pending.get("transfer"):

@@ -28,7 +28,7 @@ caller's answers fill a task), ``results`` (the directory's and the schedule's a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.core.dialog import answers, conversation, escalation, results
@@ -50,7 +50,13 @@ from agent.core.dialog.commands import (
     TransferEnded,
 )
 from agent.core.dialog.context import Context, DialogSettings, ProviderInfo, State
-from agent.core.dialog.phrases import command, distressed, is_question, read_back_tail
+from agent.core.dialog.phrases import (
+    command,
+    distressed,
+    is_question,
+    read_back_tail,
+    wants_spanish,
+)
 from agent.core.dialog.workflows import TASK_INTENTS
 from agent.core.understanding import Understanding
 from agent.errors import IllegalTransition
@@ -220,7 +226,7 @@ def first(d: Context, u: Understanding) -> Row | None:
         return FIRST.get((d.state, "same day"))
     if red_flag and (d.state, u.urgency) in FIRST:
         return FIRST[(d.state, u.urgency)]
-    if command(u.text) is not None and (d.state, "command") in FIRST:
+    if (command(u.text) is not None or wants_spanish(u.text)) and (d.state, "command") in FIRST:
         short_enough = d.state not in (MESSAGE, URGENT_MESSAGE) or len(u.text.split()) <= 3
         if short_enough:
             return FIRST[(d.state, "command")]
@@ -270,8 +276,16 @@ class Dialog(Context):
                 event, taken = said, TABLE[(self.state, Heard)]
         if isinstance(event, Heard):
             self.transcript.append(event.understanding.text)
+            self._language(event.understanding)
             taken = first(self, event.understanding) or taken
         out = self._take(taken, event)
+        if self.lang != "en":
+            out = [
+                replace(c, lang=self.lang, prompt_key=_keyed(c.prompt_key, self.lang))
+                if isinstance(c, Say) and c.lang == "en"
+                else c
+                for c in out
+            ]
         if isinstance(event, Heard):
             # Only the turn right after a booking can correct it.
             self.just_booked = None
@@ -279,6 +293,17 @@ class Dialog(Context):
         if spoken:
             self.said = spoken
         return out
+
+    def _language(self, u: Understanding) -> None:
+        """The caller's language, from what they said to an open question ("necesito una cita"),
+        or from asking for it ("español"): every prompt after that is in it. Answers to a
+        question (a name, a date, "sí") do not change it."""
+        if wants_spanish(u.text):
+            self.lang = "es"
+        elif self.state in (REQUEST, ANYTHING_ELSE) and len(u.text.split()) >= 2:
+            self.lang = (
+                "es" if u.lang == "es" else ("en" if len(u.text.split()) >= 4 else self.lang)
+            )
 
     def _take(self, taken: Row, event: Event) -> list[Command]:
         before = self.state
@@ -293,6 +318,13 @@ class Dialog(Context):
         finally:
             self.moves = frozenset()
         return out
+
+
+def _keyed(key: str | None, lang: str) -> str | None:
+    """A static prompt's key in another language (``es:goodbye``): pre-rendered in its voice."""
+    if key is None or ":" in key:
+        return key
+    return f"{lang}:{key}"
 
 
 def graph() -> str:

@@ -109,6 +109,17 @@ def command(text: str) -> str | None:
     return None
 
 
+_SPANISH = re.compile(
+    r"^(?:(?:en|habla|hablo|hable|para|in|do you speak|can we speak|por favor)\s+)*"
+    r"(?:espa[nñ]ol|spanish)(?:\s+(?:por favor|please))?$"
+)
+
+
+def wants_spanish(text: str) -> bool:
+    """The caller asked for Spanish ("español", "en español por favor", "Spanish please")."""
+    return bool(_SPANISH.match(" ".join(re.findall(r"[\wñ']+", text.lower()))))
+
+
 _DISTRESS = re.compile(
     r"\b(?:upset|frustrat\w*|angry|furious|fed up|sick of|ridiculous|unacceptable|"
     r"nobody (?:ever )?(?:calls?|called|answers?|gets back|listens)|no one (?:ever )?(?:calls?|called|answers?|gets back)|"
@@ -128,10 +139,17 @@ CORRECTION_CUES = ("wait", "actually", "no", "not", "wrong", "change", "meant", 
 
 ANY_WORDS = frozenset(
     {"any", "anyone", "anybody", "whoever", "first", "earliest", "soonest", "whenever", "matter"}
+    | {"cualquiera", "cualquier", "quien sea", "primera disponible", "lo antes posible", "importa"}
 )
 """No preference: any provider, any time."""
-DONT_KNOW = ("don't know", "dont know", "not sure", "no idea", "i forget", "no se")
-NONE_OF_THOSE = ("none", "neither", "other", "different", "something else", "anything else")
+DONT_KNOW = (
+    "don't know", "dont know", "not sure", "no idea", "i forget", "no se", "no sé", "no lo sé",
+    "no estoy segur",
+)  # fmt: skip
+NONE_OF_THOSE = (
+    "none", "neither", "other", "different", "something else", "anything else", "ninguna",
+    "ninguno", "otro dia", "otro día", "otra hora", "otra",
+)  # fmt: skip
 """None of the offered times suits."""
 
 CLOSINGS = (
@@ -155,7 +173,7 @@ READ_BACK_TAILS = frozenset(
 )
 """The end of a "yes" to a read-back, arriving on its own after a pause split the answer."""
 
-RAN_OUT = re.compile(r"\b(none|out|ran out|no more|nothing)\b")
+RAN_OUT = re.compile(r"\b(none|out|ran out|no more|nothing|ninguna|se me acab\w*|ya no tengo)\b")
 """No tablets left ("I ran out"): a supply of zero days."""
 
 _NEW_PATIENT = re.compile(
@@ -208,7 +226,7 @@ def read_back_tail(text: str) -> bool:
 
 def said_any(text: str, cues: tuple[str, ...] | frozenset[str]) -> bool:
     lowered = " ".join(slots.words(text))
-    return any(re.search(rf"\b{re.escape(c)}\b", lowered) for c in cues)
+    return any(re.search(rf"\b{re.escape(' '.join(slots.words(c)))}\b", lowered) for c in cues)
 
 
 def new_patient(text: str) -> bool:

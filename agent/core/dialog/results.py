@@ -7,7 +7,6 @@ nothing the caller asked for is lost (the record writer spools it if the databas
 
 from __future__ import annotations
 
-from agent.core.dialog import prompts, slots
 from agent.core.dialog.commands import (
     Appointment,
     AppointmentCancelled,
@@ -49,7 +48,7 @@ def looked_up(d: Context, ev: PatientLookedUp) -> list[Command]:
         t.kind = "new_patient"
         t.slots = {"not_found_in_directory": True}
         return [
-            Say(prompts.STATIC["id_failed_new_patient"], "id_failed_new_patient"),
+            Say(d.p.STATIC["id_failed_new_patient"], "id_failed_new_patient"),
             *advance(d),
         ]
     d.pending = {**t.record(), **d.who(), "identity_not_confirmed": True}
@@ -91,7 +90,7 @@ def listed(d: Context, ev: AppointmentsListed) -> list[Command]:
         d.requests.append({"intent": t.kind, "completed": False, "why": "no_appointments"})
         d.task = None
         return [
-            Say(prompts.STATIC["no_appointments"], "no_appointments"),
+            Say(d.p.STATIC["no_appointments"], "no_appointments"),
             *d.anything_else(),
         ]
     t.appointments = ev.appointments[:3]
@@ -99,7 +98,7 @@ def listed(d: Context, ev: AppointmentsListed) -> list[Command]:
         t.slots["appointment"] = t.appointments[0]
         if t.kind == "cancel":
             return advance(d)  # the read-back names it
-        only = prompts.appointments_listed([slots.spoken_slot(t.appointments[0].slot)])
+        only = d.p.appointments_listed([d.sp.spoken_slot(t.appointments[0].slot)])
         return [Say(only), *advance(d)]
     return advance(d)
 
@@ -116,22 +115,22 @@ def written(d: Context, ev: Booked | Rescheduled | AppointmentCancelled) -> list
         # Another caller got the slot first (the store refuses double booking): look again.
         taken: Slot = s.pop("slot")
         s["preferences"] = declined(s.get("preferences", SlotPreferences()), (taken.id,))
-        return [Say(prompts.STATIC["slot_taken"], "slot_taken"), *advance(d)]
+        return [Say(d.p.STATIC["slot_taken"], "slot_taken"), *advance(d)]
     data = {**t.record(), **d.who()}
     if isinstance(ev, Booked):
-        when = slots.spoken_slot(s["slot"])
+        when = d.sp.spoken_slot(s["slot"])
         d.just_booked = ev.appointment
         data.update(action="booked", appointment_id=ev.appointment.id if ev.appointment else "")
-        return finish(d, SaveRecord("appointment", data), [Say(prompts.booked(when))])
+        return finish(d, SaveRecord("appointment", data), [Say(d.p.booked(when))])
     if isinstance(ev, Rescheduled):
-        when = slots.spoken_slot(s["slot"])
+        when = d.sp.spoken_slot(s["slot"])
         moved: Appointment = s["appointment"]
         d.just_booked = Appointment(moved.id, s["slot"], moved.appointment_type)
         data.update(action="rescheduled")
-        return finish(d, SaveRecord("appointment", data), [Say(prompts.rescheduled(when))])
-    when = slots.spoken_slot(s["appointment"].slot)
+        return finish(d, SaveRecord("appointment", data), [Say(d.p.rescheduled(when))])
+    when = d.sp.spoken_slot(s["appointment"].slot)
     data.update(action="cancelled")
-    return finish(d, SaveRecord("appointment", data), [Say(prompts.cancelled(when))])
+    return finish(d, SaveRecord("appointment", data), [Say(d.p.cancelled(when))])
 
 
 def _system_down(d: Context) -> list[Command]:

@@ -9,6 +9,7 @@ slot sounds when read back ("Tuesday the 3rd at 10:40 AM").
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -16,7 +17,10 @@ from agent.core.dialog.commands import Slot, SlotPreferences
 from agent.core.understanding import Understanding
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_WEEKDAY_WORDS = {name.lower(): i for i, name in enumerate(WEEKDAY_NAMES)}
+_WEEKDAY_WORDS = {name.lower(): i for i, name in enumerate(WEEKDAY_NAMES)} | {
+    "lunes": 0, "martes": 1, "miercoles": 2, "miércoles": 2, "jueves": 3, "viernes": 4,
+    "sabado": 5, "sábado": 5, "domingo": 6,
+}  # fmt: skip
 
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -26,6 +30,9 @@ _NUMBER_WORDS = {
 _ORDINAL_WORDS = {
     "first": 0, "1st": 0, "one": 0, "second": 1, "2nd": 1, "two": 1, "third": 2, "3rd": 2,
     "three": 2,
+    # Spanish callers: "la primera", "el segundo", "la tercera"; "uno", "dos", "tres".
+    "primera": 0, "primero": 0, "uno": 0, "segunda": 1, "segundo": 1, "dos": 1, "tercera": 2,
+    "tercero": 2, "tres": 2,
 }  # fmt: skip
 _NAME_LEAD_INS = re.compile(
     r"^(?:(?:yes|yeah|sure|okay|ok|so|um|uh|well)\s+)*"
@@ -71,7 +78,10 @@ def spoken_digits(number: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
+    """Lower-cased words with accents folded ("miércoles" → "miercoles", "sé" → "se"): Whisper
+    and callers drop accents as often as they keep them."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    return re.findall(r"[a-z0-9']+", "".join(c for c in folded if not unicodedata.combining(c)))
 
 
 def preferences_from(u: Understanding, base: SlotPreferences | None = None) -> SlotPreferences:
@@ -144,7 +154,7 @@ def choose(u: Understanding, offered: tuple[Slot, ...]) -> Slot | None:
         return None
     ws = words(u.text)
     for w in ws:
-        if w in ("last", "latter") and len(offered) > 1:
+        if w in ("last", "latter", "ultima", "última", "ultimo", "último") and len(offered) > 1:
             return offered[-1]
     for w in ws:
         i = _ORDINAL_WORDS.get(w)
@@ -231,7 +241,16 @@ def phone_from(u: Understanding, caller_number: str) -> str | None:
     if e is not None and isinstance(e.value, str) and e.value:
         return e.value
     yes = u.entity("yes_no")
-    said_this = bool(set(words(u.text)) & {"this", "same", "that"})
+    said_this = bool(set(words(u.text)) & {"this", "same", "that", "este", "mismo", "ese"})
     if caller_number and (said_this or (yes is not None and yes.value is True)):
         return caller_number
     return None
+
+
+def supply_sentence(s: dict[str, Any]) -> str:
+    days = s.get("days_left")
+    if days is None:
+        return ""
+    if days == 0:
+        return "You have run out."
+    return f"You have about {days} day{'s' if days != 1 else ''} left."

@@ -1,7 +1,7 @@
 """Saying values in Spanish: dates, times, providers, phone numbers, doses. Pure functions.
 
 Each mirrors the English function that says the same value (``slots.spoken_when``,
-``office.hours_sentence``, ``workflows.supply_sentence``, ``answers.spoken_dose``…), takes the
+``office.hours_sentence``, ``slots.supply_sentence``, ``answers.spoken_dose``…), takes the
 same inputs, and returns what a US Hispanic caller expects to hear: "el viernes 4 a las 8 de la
 mañana con el doctor Patel".
 
@@ -244,7 +244,7 @@ def hours_sentence(office_hours: dict[str, str]) -> str:
 
 
 def supply_sentence(s: dict[str, Any]) -> str:
-    """How much medicine is left, from the refill's slots, as ``workflows.supply_sentence``."""
+    """How much medicine is left, from the refill's slots, as ``slots.supply_sentence``."""
     days = s.get("days_left")
     if days is None:
         return ""

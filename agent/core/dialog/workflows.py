@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from agent.core.dialog import prompts, slots
 from agent.core.dialog.commands import (
     Appointment,
     BookSlot,
@@ -62,7 +61,7 @@ class Ask:
         if self.slot in (d.identity if self.identity else t.slots):
             return None
         out = ask(d, self.slot, self.retry_key if self.retry_key and d.id_attempts else self.key)
-        return [Say(prompts.STATIC[self.preface], self.preface), *out] if self.preface else out
+        return [Say(d.p.STATIC[self.preface], self.preface), *out] if self.preface else out
 
 
 def _look_up_patient(d: Context, t: Task) -> list[Command]:
@@ -131,7 +130,7 @@ def _cancel(d: Context, t: Task) -> list[Command]:
 
 def _refill_request(d: Context, t: Task) -> list[Command]:
     data = {**t.record(), **d.who()}
-    return finish(d, SaveRecord("refill", data), [Say(prompts.STATIC["refill_saved"])])
+    return finish(d, SaveRecord("refill", data), [Say(d.p.STATIC["refill_saved"])])
 
 
 def _new_patient_request(d: Context, t: Task) -> list[Command]:
@@ -140,14 +139,14 @@ def _new_patient_request(d: Context, t: Task) -> list[Command]:
     return finish(
         d,
         SaveRecord("appointment", data),
-        [Say(prompts.STATIC["new_patient_saved"], "new_patient_saved")],
+        [Say(d.p.STATIC["new_patient_saved"], "new_patient_saved")],
     )
 
 
 def _callback_request(d: Context, t: Task) -> list[Command]:
     data = {**t.record(), **d.who()}
     return finish(
-        d, SaveRecord("message", data), [Say(prompts.STATIC["results_saved"], "results_saved")]
+        d, SaveRecord("message", data), [Say(d.p.STATIC["results_saved"], "results_saved")]
     )
 
 
@@ -167,15 +166,15 @@ def _nurse_message(d: Context, t: Task) -> list[Command]:
         if t.disposition == "same_day":
             data["queue"] = "on_call"
             data["notify"] = "on_call_callback_today"
-            same_day: list[Command] = [Say(prompts.STATIC["same_day_saved"], "same_day_saved")]
+            same_day: list[Command] = [Say(d.p.STATIC["same_day_saved"], "same_day_saved")]
             return finish(d, SaveRecord("message", data, urgent=True), same_day)
-    says: list[Command] = [Say(prompts.STATIC["nurse_saved"], "nurse_saved")]
+    says: list[Command] = [Say(d.p.STATIC["nurse_saved"], "nurse_saved")]
     if protocol is not None:
         says.append(Say(protocol.advice_es if t.lang == "es" else protocol.advice))
         return finish(d, SaveRecord("message", data, urgent=urgent), says)
     advice = self_care(str(s.get("complaint", "")), d.settings.self_care)
     if advice:
-        says.append(Say(prompts.self_care(advice)))
+        says.append(Say(d.p.self_care(advice)))
     return finish(d, SaveRecord("message", data, urgent=urgent), says)
 
 
@@ -237,8 +236,10 @@ def _nurse_read_back(d: Context, s: dict[str, Any]) -> str:
     assert t is not None
     since = s.get("since") or s.get(f"{PROTOCOL_DETAIL}onset", "")
     to = "the on-call clinician" if t.disposition == "same_day" else "the nurse"
-    return prompts.confirm_nurse(
-        s["complaint"], since, str(s["severity"]), slots.spoken_digits(s["phone"]), to=to
+    return str(
+        d.p.confirm_nurse(
+            s["complaint"], since, str(s["severity"]), d.sp.spoken_digits(s["phone"]), to=to
+        )
     )
 
 
@@ -260,8 +261,8 @@ WORKFLOWS: dict[str, Workflow] = {
     "schedule": Workflow(
         needs_identity=True,
         steps=(Ask("provider", "ask_provider"), Ask("preferences", "ask_when"), _pick_slot),
-        read_back=lambda d, s: prompts.confirm_booking(
-            slots.spoken_slot(s["slot"]), s["appointment_type"]
+        read_back=lambda d, s: d.p.confirm_booking(
+            d.sp.spoken_slot(s["slot"]), s["appointment_type"]
         ),
         write=_book,
     ),
@@ -273,24 +274,24 @@ WORKFLOWS: dict[str, Workflow] = {
             Ask("phone", "ask_phone"),
             Ask("when", "ask_new_patient_when"),
         ),
-        read_back=lambda d, s: prompts.confirm_new_patient(
-            d.identity["name"], slots.spoken_digits(s["phone"]), s["when"]
+        read_back=lambda d, s: d.p.confirm_new_patient(
+            d.identity["name"], d.sp.spoken_digits(s["phone"]), s["when"]
         ),
         write=_new_patient_request,
     ),
     "reschedule": Workflow(
         needs_identity=True,
         steps=(_pick_appointment, Ask("preferences", "ask_when"), _pick_slot),
-        read_back=lambda d, s: prompts.confirm_reschedule(
-            slots.spoken_slot(_appointment(s).slot), slots.spoken_slot(s["slot"])
+        read_back=lambda d, s: d.p.confirm_reschedule(
+            d.sp.spoken_slot(_appointment(s).slot), d.sp.spoken_slot(s["slot"])
         ),
         write=_move_appointment,
     ),
     "cancel": Workflow(
         needs_identity=True,
         steps=(_pick_appointment,),
-        read_back=lambda d, s: prompts.confirm_cancel(
-            slots.spoken_slot(_appointment(s).slot), d.settings.cancellation_policy
+        read_back=lambda d, s: d.p.confirm_cancel(
+            d.sp.spoken_slot(_appointment(s).slot), d.settings.cancellation_policy
         ),
         write=_cancel,
     ),
@@ -303,15 +304,15 @@ WORKFLOWS: dict[str, Workflow] = {
             Ask("pharmacy", "ask_pharmacy"),
             Ask("supply", "ask_supply"),
         ),
-        read_back=lambda d, s: prompts.confirm_refill(
-            s["medication"], s["strength"], s["pharmacy"], supply_sentence(s)
+        read_back=lambda d, s: d.p.confirm_refill(
+            s["medication"], s["strength"], s["pharmacy"], d.sp.supply_sentence(s)
         ),
         write=_refill_request,
     ),
     "test_results": Workflow(
         needs_identity=True,
         steps=(Ask("phone", "ask_phone", preface="results_policy"),),
-        read_back=lambda d, s: prompts.confirm_callback(slots.spoken_digits(s["phone"])),
+        read_back=lambda d, s: d.p.confirm_callback(d.sp.spoken_digits(s["phone"])),
         write=_callback_request,
     ),
     # A structured message for the nurse line, after the protocol's disposition questions (or, with
@@ -357,13 +358,13 @@ def ask(d: Context, slot: str, key: str | None) -> list[Command]:
     _asking(d.task, slot)
     d.move(State.ASK)
     if slot == "appointment":
-        text = prompts.appointments_listed([slots.spoken_slot(a.slot) for a in d.task.appointments])
+        text = d.p.appointments_listed([d.sp.spoken_slot(a.slot) for a in d.task.appointments])
         d.question = [Say(text)]
     elif slot == "slot":
-        d.question = [Say(prompts.offer([slots.spoken_slot(x) for x in d.task.offered]))]
+        d.question = [Say(d.p.offer([d.sp.spoken_slot(x) for x in d.task.offered]))]
     else:
         assert key is not None
-        d.question = [Say(prompts.STATIC[key], key)]
+        d.question = [Say(d.p.STATIC[key], key)]
     return [*d.question, d.listen_for(slot)]
 
 
@@ -416,19 +417,10 @@ def controlled(d: Context) -> list[Command]:
     """Never promise a controlled substance: a message for the clinician to review directly."""
     assert d.task is not None
     data = {**d.task.record(), **d.who(), "controlled_substance": True}
-    return finish(d, SaveRecord("message", data), [Say(prompts.STATIC["controlled"], "controlled")])
+    return finish(d, SaveRecord("message", data), [Say(d.p.STATIC["controlled"], "controlled")])
 
 
 def declined(prefs: SlotPreferences, ids: Any) -> SlotPreferences:
     """``prefs`` that never offer the slots in ``ids`` again (slots or their ids)."""
     more = tuple(x.id if isinstance(x, Slot) else str(x) for x in ids)
     return replace(prefs, exclude=tuple(dict.fromkeys((*prefs.exclude, *more))))
-
-
-def supply_sentence(s: dict[str, Any]) -> str:
-    days = s.get("days_left")
-    if days is None:
-        return ""
-    if days == 0:
-        return "You have run out."
-    return f"You have about {days} day{'s' if days != 1 else ''} left."
