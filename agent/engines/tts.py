@@ -47,7 +47,7 @@ log = get_logger(__name__)
 
 # Bumped when the audio an engine produces for the same settings changes (level, filter), so
 # prompts persisted by an older version are not served.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 
 PIPER_MISSING = (
     "piper-tts is not installed (a default dependency: reinstall medagent, or set "
@@ -151,7 +151,8 @@ _TITLES = {"Dr.": "Doctor", "Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "St
 
 _PHONE = re.compile(r"(?<![\d:])(?:\+?1[\s.-]?)?\(?(\d{3})\)?[\s.-]?(\d{3})[\s.-](\d{4})(?!\d)")
 _TIME = re.compile(
-    r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([AaPp])\.?\s?[Mm]\b(\.)?)?",
+    # The dot after "m" is taken too, so "a.m." is not followed by a second one.
+    r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([AaPp])\.?\s?[Mm]\b\.?)?",
 )
 _TITLE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms)\.(?=\s)|\bSt\.(?=\s+[A-Z])")
 
@@ -173,9 +174,11 @@ def _say_time(match: re.Match[str]) -> str:
     else:
         words = f"{_number_words(hour)} {_number_words(minute)}"
     if half:
-        words += " A M" if half.lower() == "a" else " P M"
-    # "10 a.m." may end a sentence; keep its full stop so the voice still pauses there.
-    return words + "." if match[4] else words
+        # "a.m.", not "A M": both voices read a lone "A" as the article ("uh M"), and over the phone
+        # line "ten forty A M" was heard as "10:48 and" (bench/prompt_wer.py). The dots also end
+        # the sentence when "10 a.m." did.
+        words += " a.m." if half.lower() == "a" else " p.m."
+    return words
 
 
 def _say_digits(group: str) -> str:

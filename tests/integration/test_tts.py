@@ -117,7 +117,8 @@ def test_text_is_rewritten_for_the_ear() -> None:
     assert (
         speakable("See Dr. Patel at 10:40 tomorrow.") == "See Doctor Patel at ten forty tomorrow."
     )
-    assert speakable("Open 9:05 a.m. to 5:00 PM.") == "Open nine oh five A M. to five P M."
+    assert speakable("Open 9:05 a.m. to 5:00 PM.") == "Open nine oh five a.m. to five p.m."
+    assert speakable("Come at 10:40 AM with it") == "Come at ten forty a.m. with it"
     assert speakable("Noon is 12:00.") == "Noon is twelve o'clock."
     assert speakable("Call (555) 123-4567 today.") == (
         "Call five five five, one two three, four five six seven, today."
