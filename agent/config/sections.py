@@ -121,10 +121,9 @@ class Provider:
 @dataclass(frozen=True)
 class PracticeConfig:
     name: str = "Maple Street Family Practice"
-    greeting: str = (
-        "Thank you for calling Maple Street Family Practice. This is the practice's automated "
-        "assistant. If this is a medical emergency, hang up and dial 911. How can I help you today?"
-    )
+    greeting: str = "Maple Street Family Practice, this is the automated assistant. How can I help?"
+    """Said after the emergency line, which the agent always says first and whole ("If this is an
+    emergency, hang up and dial 911."): keep it short, callers speak over a long greeting."""
     timezone: str = "America/New_York"
     mode: Literal["24x7", "after_hours_only"] = "24x7"
     emergency_number: str = "911"
