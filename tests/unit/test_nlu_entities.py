@@ -23,6 +23,7 @@ from agent.engines.nlu.entities import (
     DateTimePreference,
     extract_entities,
     match_medication,
+    parse_allergies,
     parse_date_of_birth,
     parse_datetime_preference,
     parse_person_name,
@@ -474,6 +475,87 @@ def test_provider_initial_must_be_unique() -> None:
     assert [e.value for e in found] == ["park"]
 
 
+# -- allergies -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I'm allergic to penicillin", ("penicillin",)),
+        ("allergic to sulfa drugs and latex", ("sulfa", "latex")),
+        ("I have an allergy to peanuts", ("peanuts",)),
+        ("I had a reaction to amoxicillin once", ("amoxicillin",)),
+        ("I can't take codeine or Bactrim", ("codeine", "sulfamethoxazole trimethoprim")),
+        ("penicillin breaks me out", ("penicillin",)),
+        ("I have a sulfa allergy", ("sulfa",)),
+        ("I'm allergic to strawberries", ("strawberries",)),
+        ("my allergies are penicillin and codeine", ("penicillin", "codeine")),
+        ("no allergies except penicillin", ("penicillin",)),
+        ("soy alérgico a la penicilina", ("penicillin",)),
+        ("alérgica a las sulfas", ("sulfa",)),
+        ("no known allergies", "none"),
+        ("No known drug allergies.", "none"),
+        ("NKDA", "none"),
+        ("I'm not allergic to anything", "none"),
+        ("I don't have any allergies", "none"),
+        ("no tengo alergias", "none"),
+        ("ninguna alergia", "none"),
+    ],
+)
+def test_allergy(text: str, expected: object) -> None:
+    assert values(text, "allergy") == [expected]
+    assert values(text, "medication") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I need a refill of my allergy medicine.",
+        "My eyes are itchy and watery from allergies.",
+        "I think I'm having a reaction to the new blood pressure medicine.",
+        "No reaction to the new blood pressure pill, I just get a mild headache.",
+        "I'm not allergic to penicillin",
+        "my allergies are acting up",
+        "no allergy medicine helps me",
+        "no soy alérgico a la penicilina",
+        "no tengo alergia a la penicilina",
+    ],
+)
+def test_no_allergy_said(text: str) -> None:
+    assert values(text, "allergy") == []
+
+
+def test_medication_and_allergy_in_one_sentence() -> None:
+    assert ents("I need my lisinopril refilled, and I'm allergic to sulfa") == [
+        ("medication", "lisinopril"),
+        ("allergy", ("sulfa",)),
+    ]
+    assert ents("refill my metformin please, I'm allergic to penicillin") == [
+        ("medication", "metformin"),
+        ("allergy", ("penicillin",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("penicillin and sulfa", ("penicillin", "sulfa")),
+        ("just latex", ("latex",)),
+        ("yes I'm allergic to codeine", ("codeine",)),
+        ("none that I know of", "none"),
+        ("nope none", "none"),
+        ("no known allergies", "none"),
+        ("ninguna", "none"),
+        ("yes", None),
+        ("I'm not sure", None),
+        ("I'm not allergic to penicillin", None),
+    ],
+)
+def test_parse_allergies(text: str, expected: object) -> None:
+    """The answer to "Do you have any allergies?", where a bare "none" means none."""
+    assert parse_allergies(text) == expected
+
+
 # -- the whole utterance -------------------------------------------------------------------------
 
 
@@ -499,8 +581,8 @@ def test_short_answer_carries_yes_no() -> None:
 _WORDS = st.sampled_from(
     "the next tuesday morning at 3 ten forty oh five double my name is this i'm o'brien m a r y "
     "march 4th 1962 3/4/62 10:40 point mg milligrams cvs on main street dr doctor p patel "
-    "listen pril no sí mañana el de la in two weeks cb gas see vs all greens write aid pharmacy "
-    "hilltop hundred and a half thousand twenty nineteen "
+    "listen pril no sí mañana el de la in two weeks allergic to penicillin and sulfa cb gas "
+    "all greens known allergies pharmacy breaks me out hundred and a half thousand twenty nineteen "
     "sixty : / . - 0 00 99 31 32 13 february 29 30".split()
 )
 
@@ -517,3 +599,4 @@ def test_extract_entities_never_raises(text: str) -> None:
     parse_phone(text)
     parse_datetime_preference(text, NOW, TZ)
     match_medication(text)
+    parse_allergies(text)

@@ -9,6 +9,7 @@ from datetime import datetime
 from agent.config import Provider
 from agent.core.negation import fold
 from agent.core.understanding import Entity
+from agent.engines.nlu.entities.allergies import _find_allergies
 from agent.engines.nlu.entities.candidates import _Finder, _scan
 from agent.engines.nlu.entities.dates import _find_dates, _local_today
 from agent.engines.nlu.entities.doses import _find_doses
@@ -43,6 +44,7 @@ def extract_entities(
         _find_times,
         _find_doses,
         _find_medications,
+        _find_allergies,
         _pharmacy_finder(pharmacies),
         _find_person,
         _provider_finder(providers),
