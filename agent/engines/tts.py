@@ -154,6 +154,9 @@ _TIME = re.compile(
     # The dot after "m" is taken too, so "a.m." is not followed by a second one.
     r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s*([AaPp])\.?\s?[Mm]\b\.?)?",
 )
+# Three-digit service numbers (911, 411, 988) are said digit by digit; the voices read "dial 911"
+# as "nine hundred eleven" (espeak-ng -x shows it, and Piper phonemises through espeak-ng).
+_SERVICE_NUMBER = re.compile(r"(?<![\d.,:-])\b(?:[2-9]11|988)\b(?![\d:-]|[.,]\d)")
 _TITLE = re.compile(r"\b(?:Dr|Mr|Mrs|Ms)\.(?=\s)|\bSt\.(?=\s+[A-Z])")
 
 
@@ -192,13 +195,14 @@ def _say_phone(match: re.Match[str]) -> str:
 
 def speakable(text: str, lang: str = "en") -> str:
     """Rewrite text for the ear: ``10:40`` → "ten forty", ``Dr.`` → "Doctor", phone numbers
-    digit by digit in their 3-3-4 groups. Pure; everything else is left to the synthesizer.
+    digit by digit in their 3-3-4 groups, ``911`` → "nine one one". Pure; everything else is left to the synthesizer.
 
     The rewrites are English words, so text in another language only has its spaces tidied: the
     Spanish voices read digits and times in Spanish themselves."""
     if lang != "en":
         return re.sub(r"\s+", " ", text).strip()
     out = _PHONE.sub(_say_phone, text)
+    out = _SERVICE_NUMBER.sub(lambda m: _say_digits(m[0]), out)
     out = _TIME.sub(_say_time, out)
     out = _TITLE.sub(lambda m: _TITLES[m[0]], out)
     return re.sub(r"\s+", " ", out).strip()

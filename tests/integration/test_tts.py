@@ -124,6 +124,11 @@ def test_text_is_rewritten_for_the_ear() -> None:
         "Call five five five, one two three, four five six seven, today."
     )
     assert speakable("St. Luke's on Main St. now") == "Saint Luke's on Main St. now"
+    # Said "nine hundred eleven" by both voices when left as a number.
+    assert speakable("If it gets worse, dial 911.") == "If it gets worse, dial nine one one."
+    assert speakable("Call 988 or 411, not 9111, 911.5 or 1:11") == (
+        "Call nine eight eight or four one one, not 9111, 911.5 or one eleven"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
