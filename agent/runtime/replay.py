@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.config import Config
+from agent.config.core_settings import office_hours
 from agent.core.dialog.commands import (
     BookSlot,
     CallStarted,
@@ -35,6 +36,7 @@ from agent.core.dialog.commands import (
     TransferEnded,
 )
 from agent.core.dialog.machine import Dialog
+from agent.core.office import is_office_open
 from agent.runtime.practice_data import demo_services
 
 DATA_COMMANDS = (
@@ -85,7 +87,9 @@ async def _replay(
     dialog = Dialog(settings)
     services = demo_services(cfg.practice, now)
     out = Replay()
-    commands = dialog.handle(CallStarted(now, caller_number="5550100"))
+    # As a call would: the office's hours decide whether staff are there to take a transfer.
+    office_open = is_office_open(now, office_hours(cfg.practice))
+    commands = dialog.handle(CallStarted(now, caller_number="5550100", office_open=office_open))
     for index, line in enumerate(lines):
         listening = await _until_listen(dialog, commands, services, now, out, index - 1, on_call)
         if listening is None:

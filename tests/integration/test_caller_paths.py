@@ -272,14 +272,6 @@ def test_operator_mid_refill_reaches_staff(call: Call) -> None:
 # -- office questions and feelings ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "at the open question the intent model reads it as billing with confidence 0.28, and "
-        "conversation.request re-prompts ('Sorry, I didn't catch that...') on low confidence "
-        "before office_answer is tried; mid-task (FIRST 'aside') the same words get the policy"
-    ),
-)
 def test_a_cancellation_fee_question_first_is_answered_with_the_policy(call: Call) -> None:
     lines = ["is there a fee if I cancel?"]
     r = call(lines)

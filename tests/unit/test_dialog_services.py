@@ -231,7 +231,7 @@ async def test_booking_then_cancelling_in_one_call_against_the_schedule() -> Non
     s = services()
     d = Dialog(SETTINGS)
     d.handle(CallStarted(NOW, "5551234567"))
-    book = Understanding("i need an appointment", "en", "schedule", 0.9, "routine")
+    book = Understanding("i need an appointment for a checkup", "en", "schedule", 0.9, "routine")
     await turn(d, s, Heard(NOW, book))
     await turn(d, s, heard("mary jones"))
     out = await turn(d, s, heard("march 4 1962", dob="1962-03-04"))

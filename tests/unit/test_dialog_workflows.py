@@ -116,7 +116,7 @@ def identify(d: Dialog, first: Heard, *, medications: tuple[str, ...] = ()) -> l
 
 def test_book_with_a_correction_then_write() -> None:
     d = start()
-    out = identify(d, heard("i'd like to make an appointment", "schedule"))
+    out = identify(d, heard("i'd like to make an appointment for a checkup", "schedule"))
     assert "particular provider" in said(out)
     out = d.handle(heard("doctor patel please", provider="patel"))
     assert "day and time" in said(out)
@@ -155,7 +155,7 @@ def test_book_with_a_correction_then_write() -> None:
 
 def test_slot_taken_by_another_caller_searches_again() -> None:
     d = start()
-    identify(d, heard("book an appointment with doctor patel", "schedule", provider="patel"))
+    identify(d, heard("book an appointment with doctor patel for my knee", "schedule", provider="patel"))
     d.handle(heard("any time is fine"))
     d.handle(SlotsFound(NOW, (TUE_0900,)))
     out = d.handle(heard("yes that works", yes_no=True))
@@ -169,7 +169,7 @@ def test_slot_taken_by_another_caller_searches_again() -> None:
 
 def test_offered_slot_chosen_by_key_and_none_of_those_asks_again() -> None:
     d = start()
-    identify(d, heard("appointment please", "schedule"))
+    identify(d, heard("appointment please, for a checkup", "schedule"))
     d.handle(heard("anyone"))
     d.handle(heard("the earliest you have"))
     d.handle(SlotsFound(NOW, (TUE_0900, TUE_1040)))
@@ -240,6 +240,8 @@ def test_refill_with_identity_failure_then_success() -> None:
     d.handle(heard("ten milligrams", dose={"amount": 10.0, "unit": "mg"}))
     d.handle(heard("the cvs on main street", pharmacy={"chain": "CVS", "location": "Main Street"}))
     out = d.handle(heard("about three days"))
+    assert "allergies" in said(out)
+    out = d.handle(heard("no allergies", yes_no=False))
     readback = said(out)
     assert "lisinopril 10 milligrams" in readback and "CVS on Main Street" in readback
     assert "3 days" in readback
@@ -251,6 +253,7 @@ def test_refill_with_identity_failure_then_success() -> None:
     rec = only(out, SaveRecord)
     assert rec.kind == "refill" and rec.data["strength"] == "20 milligrams"
     assert rec.data["on_medication_list"] is True and rec.data["patient_id"] == "p-1"
+    assert rec.data["allergies"] == "none"
     assert "with the clinician for review" in said(out)
     assert "will be" not in said(out), "never promise the refill"
 
@@ -341,13 +344,20 @@ def test_new_patient_request_collects_details() -> None:
     d.handle(heard("my name is ann lee", person="Ann Lee"))
     out = d.handle(heard("july 9 1990", dob="1990-07-09"))
     assert "call you back" in said(out)
-    d.handle(heard("555 010 0199", phone="5550100199"))
+    out = d.handle(heard("555 010 0199", phone="5550100199"))
+    assert "visit for" in said(out)
+    d.handle(heard("to establish care and a checkup"))
+    out = d.handle(heard("blue cross blue shield"))
+    assert "member ID" in said(out)
+    d.handle(heard("x y z 1 2 3 4 5"))
     out = d.handle(heard("weekday mornings"))
     assert "Ann Lee" in said(out) and "5 5 5, 0 1 0, 0 1 9 9" in said(out)
     out = d.handle(DtmfReceived(NOW, "1"))
     rec = only(out, SaveRecord)
     assert rec.kind == "appointment" and rec.data["request"] == "new_patient_appointment"
     assert rec.data["name"] == "Ann Lee" and rec.data["dob"] == "1990-07-09"
+    assert rec.data["reason"] == "to establish care and a checkup"
+    assert rec.data["insurance"] == "blue cross blue shield" and rec.data["member_id"]
 
 
 def test_unknown_caller_asking_to_book_is_offered_a_new_patient_request() -> None:
@@ -370,6 +380,8 @@ def test_routine_symptoms_become_a_structured_nurse_message_with_approved_self_c
     assert "when did it start" in said(out).lower()
     d.handle(heard("since monday"))
     out = d.handle(heard("maybe a four"))
+    assert "allergies" in said(out)
+    out = d.handle(heard("i'm allergic to penicillin", allergy=("penicillin",)))
     assert "call you back" in said(out)
     out = d.handle(heard("yes this number"))
     text = said(out)
@@ -377,6 +389,7 @@ def test_routine_symptoms_become_a_structured_nurse_message_with_approved_self_c
     out = d.handle(heard("yes", yes_no=True))
     rec = only(out, SaveRecord)
     assert rec.data["queue"] == "nurse_line" and rec.data["severity"] == 4 and not rec.urgent
+    assert rec.data["allergies"] == "penicillin"
     assert "Warm drinks" in said(out)
 
 
@@ -439,7 +452,7 @@ def test_unclear_confirmation_reprompts_with_keys_then_staff() -> None:
 
 def test_scheduling_system_down_becomes_a_message() -> None:
     d = start()
-    identify(d, heard("appointment", "schedule"))
+    identify(d, heard("appointment for my blood pressure", "schedule"))
     d.handle(heard("anyone"))
     d.handle(heard("as soon as possible"))
     out = d.handle(SlotsFound(NOW, failed=True))
@@ -470,7 +483,7 @@ def test_no_to_a_cancellation_keeps_the_appointment_and_writes_nothing() -> None
 
 def test_no_to_a_booking_read_back_asks_for_another_time_without_the_declined_one() -> None:
     d = start()
-    identify(d, heard("appointment with doctor patel", "schedule", provider="patel"))
+    identify(d, heard("appointment with doctor patel for a physical", "schedule", provider="patel"))
     d.handle(heard("whenever"))
     d.handle(SlotsFound(NOW, (TUE_0900,)))
     d.handle(heard("yes", yes_no=True))
@@ -549,8 +562,12 @@ def test_a_free_text_answer_is_read_back_without_its_own_full_stop() -> None:
     d = start()
     identify(d, heard("i need a refill of lisinopril", "refill", medication="lisinopril"))
     d.handle(heard("ten milligrams", dose={"amount": 10.0, "unit": "mg"}))
+    out = d.handle(heard("The corner pharmacy on Elm Street."))
+    # A pharmacy that is no chain and none of the practice's: spelled once, then taken as said.
+    assert "spell" in said(out)
     d.handle(heard("The corner pharmacy on Elm Street."))
-    out = d.handle(heard("about 3 days"))
+    d.handle(heard("about 3 days"))
+    out = d.handle(heard("none", yes_no=False))
     assert "sent to The corner pharmacy on Elm Street. You have" in said(out), said(out)
 
 

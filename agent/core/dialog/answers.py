@@ -7,6 +7,7 @@ change of topic have been taken care of before either runs (``machine.Dialog.han
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -16,7 +17,10 @@ from agent.core.dialog.context import PROTOCOL_DETAIL, PROTOCOL_QUESTION, Contex
 from agent.core.dialog.phrases import (
     ANY_WORDS,
     DONT_KNOW,
+    NO_ALLERGIES,
+    NO_INSURANCE,
     NONE_OF_THOSE,
+    NOT_AT_HAND,
     RAN_OUT,
     said_any,
     yes_no,
@@ -156,6 +160,7 @@ _ASK_AGAIN = {
     "appointment": "which_appointment",
     "medication": "ask_medication_again",
     "phone": "ask_phone_again",
+    "pharmacy": "ask_pharmacy_spell",
 }
 """A question's own second wording; the others are repeated after "sorry, I didn't catch that"."""
 
@@ -212,7 +217,9 @@ def _dob(d: Context, t: Task, u: Understanding, text: str) -> bool:
 
 
 def _provider(d: Context, t: Task, u: Understanding, text: str) -> bool:
-    if said_any(text, ANY_WORDS) or yes_no(u) is False:
+    # "Thursday morning" to "a particular provider?": no preference of provider, and the day
+    # was kept as the wish (``harvest``).
+    if said_any(text, ANY_WORDS) or yes_no(u) is False or slots.has_preference(u):
         t.slots["provider"] = ""
         return True
     return False
@@ -300,6 +307,77 @@ def _phone(d: Context, t: Task, u: Understanding, text: str) -> bool:
     return phone is not None
 
 
+def _allergies(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    """Substances as the entity reads them ("allergic to penicillin and sulfa"), "none" for a
+    no, a bare medicine name as the one allergy, or the caller's words."""
+    named = [e.value for e in u.entities if e.label == "allergy"]
+    if named:
+        if "none" in named:
+            t.slots["allergies"] = "none"
+        else:
+            each = [x for v in named if not isinstance(v, str) for x in v]
+            t.slots["allergies"] = ", ".join(dict.fromkeys(map(str, each)))
+        return True
+    if yes_no(u) is False or said_any(text, NO_ALLERGIES):
+        t.slots["allergies"] = "none"
+        return True
+    if said_any(text, DONT_KNOW):
+        t.slots["allergies"] = "not sure"
+        return True
+    med = u.entity("medication")
+    if med is not None and isinstance(med.value, str) and med.value:
+        t.slots["allergies"] = med.value.lower()
+        return True
+    return _told("allergies")(d, t, u, text)
+
+
+def _pharmacy_answer(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    """A chain or one of the practice's pharmacies, by its right name (the recogniser's "CB gas"
+    is read back as CVS); a name that matches none is asked to be spelled once, then taken as
+    spelled or said."""
+    e = u.entity("pharmacy")
+    if e is not None and isinstance(e.value, dict) and e.value.get("chain"):
+        if e.value.get("known", True):
+            t.slots["pharmacy"] = _pharmacy(d, e)
+            return True
+    if not text or d.reprompts == 0:
+        return False
+    t.slots["pharmacy"] = spelled(text).rstrip(".!?,; ")
+    return True
+
+
+_LETTERS = re.compile(r"\b(?:[a-z]\b[\s,.-]*){2,}", re.IGNORECASE)
+
+
+def spelled(text: str) -> str:
+    """Letters said one by one joined into the word ("h i l l t o p drugs" → "HILLTOP drugs")."""
+    return _LETTERS.sub(
+        lambda m: "".join(re.findall(r"[a-z]", m.group(0), re.I)).upper() + " ", text
+    ).strip()
+
+
+def _reason(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    # "Thursday morning" to "what is the visit for?" is when, not what (kept by ``harvest``).
+    if slots.has_preference(u) and len(text.split()) <= 4:
+        return False
+    return _told("reason")(d, t, u, text)
+
+
+def _insurance(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    if said_any(text, NO_INSURANCE) or yes_no(u) is False:
+        t.slots["insurance"] = "none"
+        return True
+    return _told("insurance")(d, t, u, text)
+
+
+def _member_id(d: Context, t: Task, u: Understanding, text: str) -> bool:
+    if said_any(text, DONT_KNOW) or said_any(text, NOT_AT_HAND) or yes_no(u) is False:
+        t.slots["member_id"] = ""
+        return True
+    # Read back as the caller said it, letters and digits: a card's ID is not a number to parse.
+    return _told("member_id")(d, t, u, text)
+
+
 _FILL: dict[str, Fill] = {
     "name": _name,
     "dob": _dob,
@@ -309,11 +387,15 @@ _FILL: dict[str, Fill] = {
     "appointment": _appointment,
     "medication": _medication,
     "strength": _strength,
-    "pharmacy": _told("pharmacy"),
+    "pharmacy": _pharmacy_answer,
     "since": _told("since"),
     "when": _told("when"),
     "complaint": _told("complaint"),
     "supply": _supply,
+    "reason": _reason,
+    "allergies": _allergies,
+    "insurance": _insurance,
+    "member_id": _member_id,
     "screen": _screen,
     "severity": _severity,
     "phone": _phone,
@@ -337,12 +419,23 @@ def harvest(d: Context, u: Understanding) -> None:
         d.other_names = tuple(
             n for n in slots.names_from(u) if n.casefold() != person.value.casefold()
         )
+    if t.kind in ("schedule", "new_patient") and "reason" not in s:
+        reason = reason_in(u.text)
+        if reason:
+            s["reason"] = reason
     if t.kind in ("schedule", "new_patient", "reschedule"):
         # The answer to the name question is the patient's name, whoever shares its surname.
         provider = provider_in(d, u) if t.asking != "name" else None
         if provider is not None and t.kind == "schedule":
             s["provider"] = provider
-        if t.kind != "new_patient" and slots.has_preference(u) and t.asking != "slot":
+        # "The first one" to the provider question is whoever is free first, not the 1st.
+        first_free = t.asking == "provider" and said_any(u.text, ANY_WORDS)
+        if (
+            t.kind != "new_patient"
+            and slots.has_preference(u)
+            and t.asking != "slot"
+            and not first_free
+        ):
             if t.kind == "schedule" or "appointment" in s:
                 prefs = slots.preferences_from(u)
                 s["preferences"] = declined(prefs, s.get("declined", ()))
@@ -480,6 +573,26 @@ def correct(d: Context, u: Understanding) -> bool:
 
 
 # -- values as the practice knows them ----------------------------------------------------------
+
+_REASON = re.compile(
+    r"\b(?:for|about|because of|because)\s+((?:my|a|an|his|her|their|the|some|this|these)\s+[^.?!]+)"
+)
+_WHEN_WORDS = re.compile(
+    r"\b(?:morning|afternoon|evening|today|tomorrow|week|month|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|next|time|slot|appointment|opening|doctor|provider)\b"
+    # "for my daughter": who the visit is for, not what.
+    r"|^(?:my|his|her|their|a|the)\s+(?:\w+\s+)?(?:daughter|son|wife|husband|mother|father|mom|"
+    r"dad|child|kid|kids|baby|grandmother|grandfather|grandma|grandpa|partner|sister|brother|"
+    r"family|self|aunt|uncle|patient|friend|children)\b"
+)
+
+
+def reason_in(text: str) -> str | None:
+    """What a booking is for, when the request says it ("an appointment for my knee pain")."""
+    m = _REASON.search(text.lower())
+    if m is None or _WHEN_WORDS.search(m.group(1)):
+        return None
+    return m.group(1).strip(" ,")
 
 
 def provider_in(d: Context, u: Understanding) -> str | None:

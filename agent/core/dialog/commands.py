@@ -40,6 +40,9 @@ class Listen:
     """The question asks for one detail (a name, a date of birth, a phone number, a pharmacy): the
     answer is not heard again by the second recogniser, which re-hears turns where a caller tells
     what is wrong (``agent.core.understanding.worth_a_second_listen``)."""
+    lang: str = field(default="en", repr=False)
+    """The language the caller is expected to speak (``Context.lang``): a Spanish call's turns
+    go straight to the multilingual recogniser."""
 
 
 @dataclass(frozen=True)

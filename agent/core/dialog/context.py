@@ -104,7 +104,7 @@ PROTOCOL_QUESTION = "q:"
 PROTOCOL_DETAIL = "detail:"
 """``Task.asking`` (and the slot) for a protocol's detail: ``detail:<detail id>``."""
 
-TOLD_SLOTS = frozenset({"complaint", "since", "correction"})
+TOLD_SLOTS = frozenset({"complaint", "since", "correction", "reason"})
 """Questions the caller answers in their own words about what is wrong (or what we got wrong);
 every other slot is one detail (``Listen.detail``)."""
 

@@ -80,7 +80,14 @@ def request(d: Context, ev: Heard) -> list[Command]:
         # "No, that's all" after a request was handled: the caller is done.
         return d.goodbye()
     if u.confidence < d.settings.min_confidence or not u.text.strip():
-        return d.reprompt()
+        # An office question the intent model was unsure of ("is there a fee if I cancel?") is
+        # still answered when the practice has the answer.
+        faq = office_answer(d, u) if u.text.strip() else None
+        if faq is None:
+            return d.reprompt()
+        d.reprompts = 0
+        d.requests.append({"intent": "office_info", "answered": True})
+        return [Say(faq), *d.anything_else()]
     d.reprompts = 0
     return route(d, u)
 

@@ -42,6 +42,7 @@ from agent.core.dialog.commands import (
     DtmfReceived,
     Event,
     Heard,
+    Listen,
     NothingHeard,
     PatientLookedUp,
     Rescheduled,
@@ -280,12 +281,7 @@ class Dialog(Context):
             taken = first(self, event.understanding) or taken
         out = self._take(taken, event)
         if self.lang != "en":
-            out = [
-                replace(c, lang=self.lang, prompt_key=_keyed(c.prompt_key, self.lang))
-                if isinstance(c, Say) and c.lang == "en"
-                else c
-                for c in out
-            ]
+            out = [_in_language(c, self.lang) for c in out]
         if isinstance(event, Heard):
             # Only the turn right after a booking can correct it.
             self.just_booked = None
@@ -318,6 +314,14 @@ class Dialog(Context):
         finally:
             self.moves = frozenset()
         return out
+
+
+def _in_language(c: Command, lang: str) -> Command:
+    if isinstance(c, Say) and c.lang == "en":
+        return replace(c, lang=lang, prompt_key=_keyed(c.prompt_key, lang))
+    if isinstance(c, Listen) and c.lang == "en":
+        return replace(c, lang=lang)
+    return c
 
 
 def _keyed(key: str | None, lang: str) -> str | None:

@@ -146,6 +146,20 @@ DONT_KNOW = (
     "don't know", "dont know", "not sure", "no idea", "i forget", "no se", "no sé", "no lo sé",
     "no estoy segur",
 )  # fmt: skip
+NO_ALLERGIES = (
+    "none", "no allergies", "no known", "nothing", "not allergic", "nkda", "ninguna", "ninguno",
+    "no tengo alergias", "no soy alergic", "nada",
+)  # fmt: skip
+"""No allergies to medicines."""
+NO_INSURANCE = (
+    "none", "no insurance", "don't have insurance", "dont have insurance", "uninsured",
+    "self pay", "self-pay", "cash", "paying myself", "ninguno", "no tengo seguro", "sin seguro",
+)  # fmt: skip
+NOT_AT_HAND = (
+    "don't have it", "dont have it", "not with me", "not on me", "skip", "later", "no la tengo",
+    "no lo tengo", "no tengo la tarjeta",
+)  # fmt: skip
+"""The caller cannot read the card now: the front desk gets it later."""
 NONE_OF_THOSE = (
     "none", "neither", "other", "different", "something else", "anything else", "ninguna",
     "ninguno", "otro dia", "otro día", "otra hora", "otra",

@@ -47,6 +47,7 @@ STATIC: dict[str, str] = {
     "ask_medication_again": "Sorry, which medication? You can read the name from the label.",
     "ask_strength": "What strength is it? For example, 10 milligrams. You can say you don't know.",
     "ask_pharmacy": "Which pharmacy should it go to? Please say the name and the street or town.",
+    "ask_pharmacy_spell": "Sorry, I want to get the pharmacy right. Could you spell its name for me?",
     "ask_supply": "How many days of medicine do you have left?",
     "ask_complaint": "Please tell me briefly what's going on.",
     "ask_screen": (
@@ -59,6 +60,11 @@ STATIC: dict[str, str] = {
     "ask_phone": "What's the best number to call you back? You can say this number.",
     "ask_phone_again": "Sorry, I didn't get the number. Please say it digit by digit, or say this number.",
     "ask_new_patient_when": "What days and times usually work for you?",
+    # Intake the practice needs on the record.
+    "ask_reason": "What is the visit for? Just briefly.",
+    "ask_allergies": "Does the patient have any allergies to medicines? You can say none.",
+    "ask_insurance": "What insurance do you have? Please say the company's name, or say none.",
+    "ask_member_id": "And the member ID from the card? You can say you don't have it.",
     # Said when the directory or the schedule fails or does not answer in time (a database outage).
     "system_down": "I'm sorry, I can't reach our records right now. I'll take a message instead, and the team will call you back. Please tell me your message.",
     "refill_saved": "Thank you. Your refill request is with the clinician for review. The office or your pharmacy will contact you.",

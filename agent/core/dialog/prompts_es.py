@@ -64,6 +64,7 @@ STATIC: dict[str, str] = {
     "ask_medication_again": "Perdón, ¿qué medicamento? Puede leer el nombre en la etiqueta.",
     "ask_strength": "¿De qué dosis es? Por ejemplo, 10 miligramos. Puede decir que no sabe.",
     "ask_pharmacy": "¿A qué farmacia enviamos la receta? Por favor, diga el nombre y la calle o la ciudad.",
+    "ask_pharmacy_spell": "Perdón, quiero anotar bien la farmacia. ¿Me deletrea el nombre, por favor?",
     "ask_supply": "¿Para cuántos días le queda medicina?",
     "ask_complaint": "Por favor, dígame brevemente qué está pasando.",
     "ask_screen": (
@@ -77,6 +78,10 @@ STATIC: dict[str, str] = {
     "ask_phone": "¿A qué número es mejor devolverle la llamada? Puede decir: este número.",
     "ask_phone_again": "Perdón, no entendí el número. Por favor, dígalo dígito por dígito, o diga: este número.",
     "ask_new_patient_when": "¿Qué días y horas le convienen normalmente?",
+    "ask_reason": "¿Para qué es la cita? Dígamelo brevemente.",
+    "ask_allergies": "¿El paciente tiene alergia a algún medicamento? Puede decir ninguna.",
+    "ask_insurance": "¿Qué seguro médico tiene? Diga el nombre de la compañía, o diga ninguno.",
+    "ask_member_id": "¿Y el número de miembro de la tarjeta? Puede decir que no lo tiene.",
     # Said when the directory or the schedule fails or does not answer in time (a database outage).
     "system_down": "Lo siento, no puedo consultar nuestros registros en este momento. Voy a tomar un mensaje, y el equipo le va a devolver la llamada. Por favor, dígame su mensaje.",
     "refill_saved": "Gracias. Su pedido de resurtido está con el profesional médico para que lo revise. El consultorio o su farmacia se va a comunicar con usted.",

@@ -223,6 +223,22 @@ def _protocol_details(d: Context, t: Task) -> list[Command] | None:
     return None
 
 
+def _allergies(d: Context, t: Task) -> list[Command] | None:
+    """Allergies on the record of every symptom call (a protocol that asks them as one of its own
+    details is not asked twice)."""
+    protocol = _protocol(d, t)
+    if protocol is not None and any(x.id == "allergies" for x in protocol.details):
+        return None
+    return Ask("allergies", "ask_allergies")(d, t)
+
+
+def _member_id(d: Context, t: Task) -> list[Command] | None:
+    """The card's member ID, unless the caller has no insurance."""
+    if t.slots.get("insurance") == "none":
+        return None
+    return Ask("member_id", "ask_member_id")(d, t)
+
+
 def _since(d: Context, t: Task) -> list[Command] | None:
     # A protocol's own details ask when it started, in its own words.
     protocol = _protocol(d, t)
@@ -260,7 +276,12 @@ def _appointment(s: dict[str, Any]) -> Appointment:
 WORKFLOWS: dict[str, Workflow] = {
     "schedule": Workflow(
         needs_identity=True,
-        steps=(Ask("provider", "ask_provider"), Ask("preferences", "ask_when"), _pick_slot),
+        steps=(
+            Ask("reason", "ask_reason"),
+            Ask("provider", "ask_provider"),
+            Ask("preferences", "ask_when"),
+            _pick_slot,
+        ),
         read_back=lambda d, s: d.p.confirm_booking(
             d.sp.spoken_slot(s["slot"]), s["appointment_type"]
         ),
@@ -272,6 +293,9 @@ WORKFLOWS: dict[str, Workflow] = {
             Ask("name", "ask_name", identity=True),
             Ask("dob", "ask_dob", identity=True),
             Ask("phone", "ask_phone"),
+            Ask("reason", "ask_reason"),
+            Ask("insurance", "ask_insurance"),
+            _member_id,
             Ask("when", "ask_new_patient_when"),
         ),
         read_back=lambda d, s: d.p.confirm_new_patient(
@@ -303,6 +327,7 @@ WORKFLOWS: dict[str, Workflow] = {
             Ask("strength", "ask_strength"),
             Ask("pharmacy", "ask_pharmacy"),
             Ask("supply", "ask_supply"),
+            Ask("allergies", "ask_allergies"),
         ),
         read_back=lambda d, s: d.p.confirm_refill(
             s["medication"], s["strength"], s["pharmacy"], d.sp.supply_sentence(s)
@@ -327,6 +352,7 @@ WORKFLOWS: dict[str, Workflow] = {
             _since,
             _protocol_details,
             Ask("severity", "ask_severity"),
+            _allergies,
             Ask("phone", "ask_phone"),
         ),
         read_back=lambda d, s: _nurse_read_back(d, s),

@@ -36,7 +36,7 @@ _RANK: dict[str, int] = {"routine": 0, "urgent": 1, "emergency": 2}
 log = get_logger(__name__)
 
 EntityExtractor = Callable[..., list[Entity]]
-"""``extract_entities(text, *, now, tz, providers, lang) -> list[Entity]``."""
+"""``extract_entities(text, *, now, tz, providers, lang, pharmacies) -> list[Entity]``."""
 
 
 class IntentModel(Protocol):
@@ -55,6 +55,7 @@ class Understander:
         extract_entities: EntityExtractor,
         *,
         providers: Sequence[Provider] = (),
+        pharmacies: Sequence[str] = (),
         timezone: str = "America/New_York",
         protocols: ProtocolReader | None = None,
     ) -> None:
@@ -63,6 +64,7 @@ class Understander:
         self._triage = triage
         self._extract = extract_entities
         self._providers = list(providers)
+        self._pharmacies = tuple(pharmacies)
         self._tz = timezone
 
     @classmethod
@@ -90,6 +92,7 @@ class Understander:
             triage,
             extract_entities,
             providers=cfg.practice.providers,
+            pharmacies=cfg.practice.pharmacies,
             timezone=cfg.practice.timezone,
             protocols=ProtocolReader(lambda: current_book(packs), topics),
         )
@@ -130,14 +133,26 @@ class Understander:
                     flags.append(flag)
             flags.sort(key=lambda f: 0 if f.urgency == "emergency" else 1)
         urgency = combine_urgency(DEFAULT_URGENCY[prediction.intent], flags)
-        entities = self._extract(text, now=now, tz=self._tz, providers=self._providers, lang=lang)
+        entities = self._extract(
+            text,
+            now=now,
+            tz=self._tz,
+            providers=self._providers,
+            lang=lang,
+            pharmacies=self._pharmacies,
+        )
         if not any(e.label == "medication" for e in entities):
             # A drug name is where a small recogniser errs most ("oxycodone" heard "oxicatum"):
             # take it from the first other hypothesis that has one. Its offsets are into that
             # hypothesis, not ``text``, so it carries none.
             for alt in alternatives:
                 found = self._extract(
-                    alt, now=now, tz=self._tz, providers=self._providers, lang=lang
+                    alt,
+                    now=now,
+                    tz=self._tz,
+                    providers=self._providers,
+                    lang=lang,
+                    pharmacies=self._pharmacies,
                 )
                 med = next((e for e in found if e.label == "medication"), None)
                 if med is not None:
