@@ -115,11 +115,28 @@ class Ears:
         expect: Expect = "open",
         detail: bool = False,
         before_second: Callable[[], Awaitable[None]] | None = None,
+        lang: str = "en",
     ) -> Hearing:
         """``pcm16_8k``: one turn of 8 kHz 16-bit audio. ``expect``/``detail``: what the dialog
         asked (only an open question's answer is heard twice; a detail such as a name is not
         about health). ``before_second`` is awaited before a second listen starts (the call's
-        speculative pass waits there for the caller to have really finished)."""
+        speculative pass waits there for the caller to have really finished). ``lang``: the
+        call's language; a Spanish call is heard by the multilingual second recogniser alone (the
+        first, English-only, would only guess at Spanish words)."""
+        if lang != "en" and self.second_stt is not None:
+            started = time.perf_counter()
+            try:
+                heard = await self.second_stt.transcribe(pcm16_8k, short_answer=expect != "open")
+            except Exception as exc:
+                log.warning("multilingual listen failed", error=type(exc).__name__)
+            else:
+                took = time.perf_counter() - started
+                understanding = None
+                if heard.text:
+                    understanding = await self._understand(
+                        heard.text, now=now, expect=expect, alternatives=heard.alternatives
+                    )
+                return Hearing(understanding, heard, took)
         started = time.perf_counter()
         first = await self.stt.transcribe(pcm16_8k, short_answer=expect != "open")
         first_s = time.perf_counter() - started

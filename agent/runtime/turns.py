@@ -157,7 +157,12 @@ class TurnTaker:
                 await asyncio.sleep(max(0.0, silent_since + self._settle_s - loop.time()))
 
         hearing = await self.ears.hear(
-            pcm16, now=self.clock(), expect=cmd.expect, detail=cmd.detail, before_second=settle
+            pcm16,
+            now=self.clock(),
+            expect=cmd.expect,
+            detail=cmd.detail,
+            before_second=settle,
+            lang=cmd.lang,
         )
         if hearing.second is not None:
             self.observer.second_listen(self.call_id, hearing.second_s)
