@@ -319,9 +319,10 @@ class CallSession:
 
     async def _say(self, cmd: Say) -> None:
         assert self.media is not None
-        frames = self._prompt_frames(cmd.prompt_key) if cmd.prompt_key else None
+        voice = self.engines.voice(cmd.lang)
+        frames = self._prompt_frames(cmd.prompt_key, cmd.lang) if cmd.prompt_key else None
         if frames is None:
-            frames = await self.engines.prompts.render(cmd.text)
+            frames = await voice.render(cmd.text)
         self.observer.said(self.call_id, cmd.text)
         await self.records.turn(self.call_id, speaker="agent", text=cmd.text, at=self.clock())
         if self.turns.reply_due_since is not None:
@@ -354,9 +355,10 @@ class CallSession:
             self._check_caller()
         return work.result()
 
-    def _prompt_frames(self, key: str) -> list[bytes] | None:
+    def _prompt_frames(self, key: str, lang: str = "en") -> list[bytes] | None:
+        """A pre-rendered prompt in the call's voice (``es:goodbye`` is the Spanish one)."""
         try:
-            return self.engines.prompts.get(key)
+            return self.engines.voice(lang).get(key.removeprefix(f"{lang}:"))
         except KeyError:
             return None
 

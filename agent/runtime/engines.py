@@ -68,6 +68,14 @@ class Engines:
     """The larger recogniser that hears a symptom turn again (``stt.second_model``); ``None``: off."""
     closers: list[Callable[[], Any]] = field(default_factory=list)
     """Called on shutdown (executors, models)."""
+    prompts_es: Prompts | None = None
+    """The Spanish voice and its pre-rendered prompts (``None``: Spanish calls hear ``prompts``)."""
+
+    def voice(self, lang: str) -> Prompts:
+        """The prompts (and voice) of ``lang``."""
+        if lang == "es" and self.prompts_es is not None:
+            return self.prompts_es
+        return self.prompts
 
     async def aclose(self) -> None:
         for close in self.closers:
@@ -152,7 +160,7 @@ async def load_engines(cfg: Config) -> Engines:
     )
     from agent.engines.tts import build_tts
     from agent.engines.vad import build_vad
-    from agent.runtime.prompt_cache import PromptCache, static_prompts
+    from agent.runtime.prompt_cache import PromptCache, static_prompts, static_prompts_es
 
     tts = await asyncio.to_thread(build_tts, cfg.tts)
     prompts = PromptCache(tts, static_prompts(cfg.practice), cfg.tts)
@@ -164,9 +172,21 @@ async def load_engines(cfg: Config) -> Engines:
         seconds=round(report.seconds, 2),
     )
 
+    prompts_es: PromptCache | None = None
+    try:
+        tts_es = await asyncio.to_thread(build_tts, cfg.tts, lang="es")
+    except (EngineError, OSError, ValueError) as exc:
+        # English calls are unaffected; a Spanish caller hears the English voice reading Spanish.
+        log.error("spanish voice off: it did not load", error=type(exc).__name__)
+    else:
+        prompts_es = PromptCache(tts_es, static_prompts_es(cfg.practice), cfg.tts)
+        await prompts_es.start()
+
     transcriber = await asyncio.to_thread(build_transcriber, cfg.stt)
     async_stt = AsyncTranscriber(transcriber, workers=cfg.stt.workers)
     closers: list[Callable[[], Any]] = [prompts.aclose, async_stt.aclose]
+    if prompts_es is not None:
+        closers.append(prompts_es.aclose)
     second: WhisperStt | None = None
     try:
         second_transcriber = await asyncio.to_thread(build_second_transcriber, cfg.stt)
@@ -184,6 +204,7 @@ async def load_engines(cfg: Config) -> Engines:
         second = WhisperStt(async_second, prompt)
     return Engines(
         prompts=prompts,
+        prompts_es=prompts_es,
         stt=WhisperStt(async_stt, prompt),
         nlu=SpacyNlu(understander),
         make_vad=lambda: build_vad(cfg.vad),

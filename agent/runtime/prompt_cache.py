@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import PracticeConfig, TtsConfig
+from agent.core.dialog import prompts_es
 from agent.core.dialog.prompts import STATIC, emergency_line
 from agent.core.frames import ULAW_FRAME_BYTES
 from agent.core.pacer import split_frames
@@ -35,7 +36,7 @@ from agent.log import get_logger
 log = get_logger(__name__)
 
 
-__all__ = ["PromptCache", "frames", "static_prompts"]
+__all__ = ["PromptCache", "frames", "static_prompts", "static_prompts_es"]
 
 
 def frames(ulaw: bytes) -> list[bytes]:
@@ -50,6 +51,15 @@ def static_prompts(practice: PracticeConfig) -> dict[str, str]:
         **STATIC,
         "emergency_line": emergency_line(practice.emergency_number),
         "greeting": practice.greeting,
+    }
+
+
+def static_prompts_es(practice: PracticeConfig) -> dict[str, str]:
+    """The same prompts in Spanish, by the same keys (the dialog names them ``es:<key>``)."""
+    return {
+        **prompts_es.STATIC,
+        "emergency_line": prompts_es.emergency_line(practice.emergency_number),
+        "greeting": prompts_es.greeting(practice.name),
     }
 
 

@@ -205,7 +205,7 @@ class Supervisor:
     async def reload(self, new: Config) -> list[str]:
         """Apply a new configuration to the calls that start from now on; calls in progress keep
         theirs. Returns the sections that changed but need a restart to take effect."""
-        from agent.runtime.prompt_cache import static_prompts
+        from agent.runtime.prompt_cache import static_prompts, static_prompts_es
 
         needs_restart = [
             name
@@ -216,6 +216,9 @@ class Supervisor:
             update = getattr(self.engines.prompts, "update", None)
             if update is not None:
                 await update(static_prompts(new.practice))
+            update_es = getattr(self.engines.prompts_es, "update", None)
+            if update_es is not None:
+                await update_es(static_prompts_es(new.practice))
         self.cfg = new
         log.info("configuration reloaded", source=new.source, needs_restart=needs_restart)
         return needs_restart

@@ -519,3 +519,38 @@ def keeps(record: SaveRecord, kind: str) -> bool:
 
 FOLLOW_UPS = {"refill": ("refill",), "schedule": ("schedule", "reschedule")}
 """The tasks a request can become: "no, wait, Friday" right after a booking moves it."""
+
+
+# -- Spanish --------------------------------------------------------------------------------------
+
+ENGLISH_WORDS = re.compile(r"\b(?:the|your|please|appointment|is that right|goodbye|sorry|you)\b")
+
+
+def test_a_spanish_caller_books_and_leaves_a_refill_hearing_only_spanish(call: Call) -> None:
+    lines = [
+        "Buenas noches. Necesito una cita con el doctor, por favor.",
+        "Linda Garcia.",
+        "21 de julio de 1975",
+        "Para un chequeo general.",
+        "Cualquiera.",
+        "El jueves en la mañana.",
+        "La primera.",
+        "Sí, está bien.",
+        "Sí. También necesito un refill de mi atorvastatina.",
+        "De 20 miligramos.",
+        "La CVS de Main Street.",
+        "Me quedan cinco días.",
+        "No tengo alergias.",
+        "Sí, es correcto.",
+        "No, gracias. Adiós.",
+    ]
+    r = call(lines)
+    why = transcript(lines, r)
+    # After the caller's first words, every word the agent says is Spanish.
+    for i in range(len(lines)):
+        assert not ENGLISH_WORDS.search(said(r, i)), why
+    assert "jueves" in said(r, 5) and "¿cuál prefiere?" in said(r, 5), why
+    assert "su cita quedó para el jueves" in said(r, 7), why
+    assert "atorvastatin" in said(r, 13 - 1) and "cvs" in said(r, 12), why
+    assert "resurtido" in said(r, 13), why
+    assert "gracias por llamar" in said(r, 14) and r.ended_after is None, why
