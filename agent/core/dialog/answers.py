@@ -587,8 +587,18 @@ _WHEN_WORDS = re.compile(
 )
 
 
+_VISIT_KINDS = re.compile(
+    r"\b(?:annual |yearly |a |my )?(?:check ?-?up|physical|wellness (?:visit|exam)|flu shot|"
+    r"vaccine|vaccination|follow ?-?up|blood work|pap smear|well child visit|sports physical)\b"
+)
+
+
 def reason_in(text: str) -> str | None:
-    """What a booking is for, when the request says it ("an appointment for my knee pain")."""
+    """What a booking is for, when the request says it ("an appointment for my knee pain", "a
+    checkup")."""
+    kind = _VISIT_KINDS.search(text.lower())
+    if kind is not None:
+        return kind.group(0).strip()
     m = _REASON.search(text.lower())
     if m is None or _WHEN_WORDS.search(m.group(1)):
         return None
