@@ -121,9 +121,10 @@ class Provider:
 @dataclass(frozen=True)
 class PracticeConfig:
     name: str = "Maple Street Family Practice"
-    greeting: str = "Maple Street Family Practice, this is the automated assistant. How can I help?"
-    """Said after the emergency line, which the agent always says first and whole ("If this is an
-    emergency, hang up and dial 911."): keep it short, callers speak over a long greeting."""
+    greeting: str = "Maple Street's automated line, how can I help?"
+    """Said after the emergency line, which the agent always says first and whole ("For
+    emergencies, dial 911."): keep it short (both together about 5 s), callers speak
+    over a long greeting; say that it is automated."""
     timezone: str = "America/New_York"
     mode: Literal["24x7", "after_hours_only"] = "24x7"
     emergency_number: str = "911"

@@ -319,6 +319,11 @@ class CallSession:
 
     async def _say(self, cmd: Say) -> None:
         assert self.media is not None
+        if cmd.barge_in and self.turns.spoken_over():
+            # A request said over the emergency line is answered, not made to wait for the rest
+            # of the greeting.
+            log.info("prompt skipped: the caller is speaking", prompt=cmd.prompt_key or "dynamic")
+            return
         voice = self.engines.voice(cmd.lang)
         frames = self._prompt_frames(cmd.prompt_key, cmd.lang) if cmd.prompt_key else None
         if frames is None:

@@ -25,10 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from agent.config import PracticeConfig, TtsConfig
 from agent.core.dialog import prompts_es
 from agent.core.dialog.prompts import STATIC, emergency_line
 from agent.core.frames import ULAW_FRAME_BYTES
+from agent.core.g711 import ulaw_decode
 from agent.core.pacer import split_frames
 from agent.engines.tts import TtsEngine
 from agent.log import get_logger
@@ -39,9 +42,30 @@ log = get_logger(__name__)
 __all__ = ["PromptCache", "frames", "static_prompts", "static_prompts_es"]
 
 
+EDGE_SILENCE_S = 0.04
+"""Silence kept before and after a prompt's speech. Voices pad their audio with 0.1–0.4 s of
+silence at each end; between two prompts of one turn (the emergency line, then the greeting) and
+before the caller may answer, that is dead air on the line."""
+_SILENCE_LEVEL = 180
+"""Sample magnitude (16-bit) below which a sample is silence: about -45 dBFS, under any voice's
+quietest consonant at the prompts' -3 dBFS peak."""
+
+
+def trim_silence(ulaw: bytes, keep_s: float = EDGE_SILENCE_S) -> bytes:
+    """``ulaw`` with its leading and trailing silence cut to ``keep_s``."""
+    if not ulaw:
+        return ulaw
+    loud = np.flatnonzero(np.abs(ulaw_decode(ulaw)) > _SILENCE_LEVEL)
+    if loud.size == 0:
+        return ulaw
+    keep = int(keep_s * 8000)
+    return ulaw[max(0, int(loud[0]) - keep) : int(loud[-1]) + 1 + keep]
+
+
 def frames(ulaw: bytes) -> list[bytes]:
-    """Split μ-law audio into 20 ms frames, padding the last one with μ-law silence (0xFF)."""
-    return split_frames(ulaw)
+    """Split μ-law audio into 20 ms frames (edge silence trimmed, ``trim_silence``), padding the
+    last one with μ-law silence (0xFF)."""
+    return split_frames(trim_silence(ulaw))
 
 
 def static_prompts(practice: PracticeConfig) -> dict[str, str]:

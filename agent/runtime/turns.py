@@ -88,6 +88,7 @@ class TurnTaker:
         self._settle_s = end_silence_ms / 2000
         self._inbox: asyncio.Queue[_Dtmf | _Utterance] = asyncio.Queue()
         self._interruptible = True
+        self._spoken_over = False
         self._early: tuple[int, asyncio.Task[Hearing]] | None = None
         self._listening = Listen()
         """What the dialog last asked to listen for (the speculative pass hears with it)."""
@@ -104,6 +105,12 @@ class TurnTaker:
         self._segmenter.set_agent_speaking(speaking)
         self._interruptible = interruptible if speaking else True
 
+    def spoken_over(self) -> bool:
+        """The caller spoke over a prompt that could not be cut (the greeting's emergency line)
+        since the agent last listened: the prompts after it that could be cut are not said; the
+        caller has begun their turn already."""
+        return self._spoken_over
+
     # ------------------------------------------------------------------------------------------
     # Listening for the dialog
 
@@ -111,6 +118,7 @@ class TurnTaker:
         """The caller's answer to what the dialog asked: ``Heard``, ``DtmfReceived`` or, once the
         timeout has passed with the caller silent, ``NothingHeard``."""
         self._listening = cmd
+        self._spoken_over = False
         self._segmenter.expect_short_answer(cmd.expect != "open")
         self.observer.listening(self.call_id)
         loop = asyncio.get_running_loop()
@@ -225,6 +233,8 @@ class TurnTaker:
             cut = media.flush()
             if cut:
                 log.info("barge-in: prompt cut", prompts=len(cut))
+        elif isinstance(ev, BargeIn):
+            self._spoken_over = True
 
     def _segment(self, frame: JitterFrame) -> list[Any]:
         if frame.lost:

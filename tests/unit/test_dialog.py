@@ -82,7 +82,7 @@ def started() -> Dialog:
     d = Dialog(SETTINGS)
     out = d.handle(CallStarted(NOW, caller_number="5551234567"))
     # The emergency line first, heard whole; then the practice's greeting, which can be talked over.
-    assert out[0] == Say("If this is an emergency, hang up and dial 9 1 1.", "emergency_line", False)
+    assert out[0] == Say("For emergencies, dial 9 1 1.", "emergency_line", False)
     assert isinstance(out[1], Say) and out[1].prompt_key == "greeting" and out[1].barge_in
     assert isinstance(out[-1], Listen)
     return d
@@ -321,6 +321,10 @@ _ANSWERS = {
     "phone": ("this number", None),
     "when": ("mornings", None),
     "correction": ("tuesday", Entity("date", "", "2026-12-01")),
+    "reason": ("a checkup", None),
+    "allergies": ("none", Entity("yes_no", "none", False)),
+    "insurance": ("aetna", None),
+    "member_id": ("w 1 2 3", None),
 }
 
 

@@ -117,7 +117,7 @@ def crisis_instruction(emergency_number: str) -> str:
 
 def emergency_line(emergency_number: str) -> str:
     """The greeting's first sentence, said whole before the caller can speak over it."""
-    return f"If this is an emergency, hang up and dial {' '.join(emergency_number)}."
+    return f"For emergencies, dial {' '.join(emergency_number)}."
 
 
 def emergency_instruction(emergency_number: str) -> str:

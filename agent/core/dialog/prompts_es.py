@@ -163,7 +163,7 @@ def crisis_instruction(emergency_number: str) -> str:
 
 def emergency_line(emergency_number: str) -> str:
     """The greeting's first sentence, said whole before the caller can speak over it."""
-    return f"Si es una emergencia, cuelgue y marque {' '.join(emergency_number)}."
+    return f"Para emergencias, marque {' '.join(emergency_number)}."
 
 
 def emergency_instruction(emergency_number: str) -> str:
