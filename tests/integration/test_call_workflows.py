@@ -45,6 +45,9 @@ class WorkflowNlu(KeywordNlu):
         for drug in ("lisinopril", "metformin", "oxycodone"):
             if drug in t:
                 ents.append(Entity("medication", drug, drug))
+        if "cvs" in t:
+            where = {"chain": "CVS", "location": "Main Street", "known": True}
+            ents.append(Entity("pharmacy", "cvs on main street", where))
         return replace(u, entities=ents)
 
 
@@ -62,6 +65,7 @@ async def test_refill_with_identification_read_back_and_goodbye(tmp_path) -> Non
         "ten milligrams",
         "the cvs on main street",
         "about three days",
+        "no allergies",
         "yes",
         "no",
     ]

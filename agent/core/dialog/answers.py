@@ -419,7 +419,8 @@ def harvest(d: Context, u: Understanding) -> None:
         d.other_names = tuple(
             n for n in slots.names_from(u) if n.casefold() != person.value.casefold()
         )
-    if t.kind in ("schedule", "new_patient") and "reason" not in s:
+    if t.kind in ("schedule", "new_patient") and "reason" not in s and not t.asking:
+        # From the request itself ("a checkup"); an answer to the question is taken whole.
         reason = reason_in(u.text)
         if reason:
             s["reason"] = reason

@@ -130,7 +130,7 @@ def _cancel(d: Context, t: Task) -> list[Command]:
 
 def _refill_request(d: Context, t: Task) -> list[Command]:
     data = {**t.record(), **d.who()}
-    return finish(d, SaveRecord("refill", data), [Say(d.p.STATIC["refill_saved"])])
+    return finish(d, SaveRecord("refill", data), [Say(d.p.STATIC["refill_saved"], "refill_saved")])
 
 
 def _new_patient_request(d: Context, t: Task) -> list[Command]:
