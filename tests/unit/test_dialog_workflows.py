@@ -155,7 +155,9 @@ def test_book_with_a_correction_then_write() -> None:
 
 def test_slot_taken_by_another_caller_searches_again() -> None:
     d = start()
-    identify(d, heard("book an appointment with doctor patel for my knee", "schedule", provider="patel"))
+    identify(
+        d, heard("book an appointment with doctor patel for my knee", "schedule", provider="patel")
+    )
     d.handle(heard("any time is fine"))
     d.handle(SlotsFound(NOW, (TUE_0900,)))
     out = d.handle(heard("yes that works", yes_no=True))
