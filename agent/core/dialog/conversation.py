@@ -279,6 +279,12 @@ def anything_else(d: Context, ev: Heard) -> list[Command]:
         return [d.listen("yes_no")]
     if done(u):
         return d.goodbye()
+    faq = office_answer(d, u) if is_question(u.text) else None
+    if faq is not None:
+        # "Is there a fee if I cancel?": answered, whatever the intent model made of it.
+        d.reprompts = 0
+        d.requests.append({"intent": "office_info", "answered": True})
+        return [Say(faq), *d.anything_else()]
     if u.confidence >= d.settings.min_confidence and (answer is None or not short(u.text)):
         # Not a plain yes/no but a request ("yes, what are your hours?"): handle it directly.
         d.move(State.REQUEST)
