@@ -453,7 +453,9 @@ def build_tts(cfg: TtsConfig, *, lang: str = "en", fallback: bool = True) -> Tts
             )
             return EspeakTts(cfg, lang=lang)
         try:
-            return PiperTts(cfg, lang=lang)
+            # The agent's own voice without Piper's sampling noise: a prompt sounds the same and
+            # lasts the same on every render (the greeting's 5 s budget varied by 0.2 s).
+            return PiperTts(cfg, lang=lang, deterministic=True)
         except EngineError as exc:
             if not fallback:
                 raise
