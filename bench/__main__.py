@@ -14,7 +14,7 @@ import platform
 import sys
 import time
 
-BENCHES = ["pacing", "stt", "tts", "prompt_wer", "nlu", "protocols", "calls"]
+BENCHES = ["pacing", "stt", "tts", "prompt_wer", "nlu", "protocols", "urgency_levels", "calls"]
 
 
 def main() -> int:

@@ -43,13 +43,15 @@ SEED = 7
 MIN_TOPIC_SCORE = 0.35
 """Below this the classifier's best protocol is not believed (the turn may still be ``none``)."""
 NEAR_DISPOSITION = 0.95
-EMERGENCY_LEVEL = 0.7
-"""The urgency model's probability of 911 at which the turn is an emergency."""
-URGENT_LEVEL = 0.85
-"""Its probability of 911, see-now or same-day together at which the turn is urgent."""
 """Cosine similarity at which the closest example of a protocol in the running, when it is a yes
 to one of its questions, counts for the turn. Set on held-out protocol examples
 (``bench/protocols.py``), never on the blind set."""
+EMERGENCY_LEVEL = 0.5
+"""The urgency model's probability of 911 at which the turn is an emergency."""
+URGENT_LEVEL = 0.7
+"""Its probability of 911 and see-now together at which the turn is urgent. Both levels were
+set on held-out protocol examples (every fifth, the split of ``bench/protocols.py``), recall
+first: README "Triage protocols" has the table."""
 
 Vector = npt.NDArray[np.float32]
 
