@@ -74,7 +74,10 @@ def test_signs_are_matched_like_the_triage_rules_negation_included() -> None:
             "disposition 'asap'",
         ),
         (lambda t: t.replace('id = "shock"', 'id = "Shock!"', 1), "id 'Shock!'"),
-        (lambda t: t.replace('"cant stand", ', '"Can\'t stand", ', 1), "lower case without accents"),
+        (
+            lambda t: t.replace('"cant stand", ', '"Can\'t stand", ', 1),
+            "lower case without accents",
+        ),
         (lambda t: 'notes = "x"\n' + t, "unknown key(s) 'notes'"),
         (lambda t: t.replace("[routine]", "[other]", 1), "unknown key(s) 'other'"),
         (
