@@ -83,11 +83,7 @@ def request(d: Context, ev: Heard) -> list[Command]:
         # An office question the intent model was unsure of ("is there a fee if I cancel?") is
         # still answered when the practice has the answer.
         faq = office_answer(d, u) if u.text.strip() else None
-        if faq is None:
-            return d.reprompt()
-        d.reprompts = 0
-        d.requests.append({"intent": "office_info", "answered": True})
-        return [Say(faq), *d.anything_else()]
+        return answered(d, faq) if faq is not None else d.reprompt()
     d.reprompts = 0
     return route(d, u)
 
@@ -96,10 +92,9 @@ def route(d: Context, u: Understanding) -> list[Command]:
     """Start work on a request the caller made (first, after "anything else?", or mid-task)."""
     if u.intent == "speak_to_staff":
         return escalation.to_staff(d, "caller_asked_for_staff")
-    answer = office_answer(d, u)
-    if answer:
-        d.requests.append({"intent": "office_info", "answered": True})
-        return [Say(answer), *d.anything_else()]
+    faq = office_answer(d, u)
+    if faq:
+        return answered(d, faq)
     if u.intent == "billing":
         return escalation.to_billing(d, u)
     if u.intent in TASK_INTENTS:
@@ -124,6 +119,13 @@ def office_answer(d: Context, u: Understanding) -> str | None:
     if d.settings.cancellation_policy.strip():
         faq.setdefault("cancellation", d.settings.cancellation_policy.strip())
     return faq_answer(u.text, faq)
+
+
+def answered(d: Context, faq: str) -> list[Command]:
+    """The practice's answer to an office question, then "anything else?"."""
+    d.reprompts = 0
+    d.requests.append({"intent": "office_info", "answered": True})
+    return [Say(faq), *d.anything_else()]
 
 
 def symptom_call(d: Context, ev: Heard) -> list[Command]:
@@ -282,9 +284,7 @@ def anything_else(d: Context, ev: Heard) -> list[Command]:
     faq = office_answer(d, u) if is_question(u.text) else None
     if faq is not None:
         # "Is there a fee if I cancel?": answered, whatever the intent model made of it.
-        d.reprompts = 0
-        d.requests.append({"intent": "office_info", "answered": True})
-        return [Say(faq), *d.anything_else()]
+        return answered(d, faq)
     if u.confidence >= d.settings.min_confidence and (answer is None or not short(u.text)):
         # Not a plain yes/no but a request ("yes, what are your hours?"): handle it directly.
         d.move(State.REQUEST)
