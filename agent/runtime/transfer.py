@@ -122,7 +122,9 @@ class Transfers:
         self.legs.add(leg_id)
         try:
             try:
-                await self.ari.create_channel(target, app_args="medagent-leg", channel_id=leg_id)
+                await self.ari.create_channel_ready(
+                    target, app_args="medagent-leg", channel_id=leg_id
+                )
                 await self.ari.dial(
                     leg_id, caller=self.caller_channel_id, timeout=cmd.ring_timeout_s
                 )

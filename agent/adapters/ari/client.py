@@ -199,6 +199,36 @@ class AriClient(ChannelOperations, BridgeOperations, ApplicationOperations):
 
     # -- externalMedia, which needs both REST and events -------------------------------------
 
+    async def create_channel_ready(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str,
+        app_args: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Channel:
+        """:meth:`create_channel`, then wait for the channel's ``StasisStart``: like the
+        externalMedia channel's, it comes after the REST answer, and a ``dial`` sent before it gets
+        409 "Channel not in Stasis application" (seen on the real Asterisk under load). On timeout
+        the channel is hung up (best effort) and ``AriError`` raised."""
+        started = self.expect(lambda e: isinstance(e, StasisStart) and e.channel.id == channel_id)
+        timeout_s = self._cfg.request_timeout_s if timeout_s is None else timeout_s
+        try:
+            channel = await self.create_channel(endpoint, app_args=app_args, channel_id=channel_id)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await started
+            except TimeoutError:
+                with contextlib.suppress(AriError):
+                    await self.hangup(channel_id)
+                raise AriError(
+                    f"channel {channel_id}: no StasisStart within {timeout_s} s"
+                ) from None
+            return channel
+        finally:
+            started.cancel()
+            self._drop_waiter(started)
+
     async def external_media_ready(
         self,
         app: str | None,
