@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from agent.adapters.ari.applications import ApplicationOperations
 from agent.adapters.ari.bridges import BridgeOperations
@@ -211,23 +211,12 @@ class AriClient(ChannelOperations, BridgeOperations, ApplicationOperations):
         externalMedia channel's, it comes after the REST answer, and a ``dial`` sent before it gets
         409 "Channel not in Stasis application" (seen on the real Asterisk under load). On timeout
         the channel is hung up (best effort) and ``AriError`` raised."""
-        started = self.expect(lambda e: isinstance(e, StasisStart) and e.channel.id == channel_id)
-        timeout_s = self._cfg.request_timeout_s if timeout_s is None else timeout_s
-        try:
-            channel = await self.create_channel(endpoint, app_args=app_args, channel_id=channel_id)
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await started
-            except TimeoutError:
-                with contextlib.suppress(AriError):
-                    await self.hangup(channel_id)
-                raise AriError(
-                    f"channel {channel_id}: no StasisStart within {timeout_s} s"
-                ) from None
-            return channel
-        finally:
-            started.cancel()
-            self._drop_waiter(started)
+        return await self._in_stasis(
+            channel_id,
+            lambda: self.create_channel(endpoint, app_args=app_args, channel_id=channel_id),
+            "channel",
+            timeout_s,
+        )
 
     async def external_media_ready(
         self,
@@ -245,20 +234,29 @@ class AriClient(ChannelOperations, BridgeOperations, ApplicationOperations):
         """:meth:`external_media`, then wait for the channel's ``StasisStart`` so that
         ``add_channel`` cannot get 422. Needs the events websocket. On timeout the channel is hung
         up (best effort) and ``AriError`` raised."""
-        channel_id = channel_id or f"medagent-em-{uuid.uuid4().hex[:16]}"
+        em_id = channel_id or f"medagent-em-{uuid.uuid4().hex[:16]}"
+        return await self._in_stasis(
+            em_id,
+            lambda: self.external_media(
+                app, external_host, format, encapsulation, transport, direction, em_id, variables
+            ),
+            "externalMedia channel",
+            timeout_s,
+        )
+
+    async def _in_stasis(
+        self,
+        channel_id: str,
+        create: Callable[[], Awaitable[Channel]],
+        what: str,
+        timeout_s: float | None,
+    ) -> Channel:
+        """``create()`` the channel, then wait for its ``StasisStart`` (registered before the
+        request: the event may come before the REST answer is read)."""
         started = self.expect(lambda e: isinstance(e, StasisStart) and e.channel.id == channel_id)
         timeout_s = self._cfg.request_timeout_s if timeout_s is None else timeout_s
         try:
-            channel = await self.external_media(
-                app,
-                external_host,
-                format,
-                encapsulation,
-                transport,
-                direction,
-                channel_id,
-                variables,
-            )
+            channel = await create()
             try:
                 async with asyncio.timeout(timeout_s):
                     await started
@@ -266,7 +264,7 @@ class AriClient(ChannelOperations, BridgeOperations, ApplicationOperations):
                 with contextlib.suppress(AriError):
                     await self.hangup(channel_id)
                 raise AriError(
-                    f"externalMedia channel {channel_id}: no StasisStart within {timeout_s} s"
+                    f"{what} {channel_id}: no StasisStart within {timeout_s} s"
                 ) from None
             return channel
         finally:
